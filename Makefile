@@ -1,0 +1,35 @@
+# Two commands do everything: `make run` (install + start the dashboard) and `make test` (install + all tests).
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PORT ?= 8501
+
+.PHONY: run test install install-dev browser-deps clean
+
+$(VENV)/.installed: requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -r requirements.txt
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt
+	$(PY) -m pip install -r requirements-dev.txt
+	touch $@
+
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
+
+## Debian chromium drives the real-browser tests (Playwright never downloads a browser here).
+browser-deps:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
+	  else echo "chromium missing: sudo apt-get install chromium (browser tests will be skipped)"; fi; }
+
+run: install
+	TOKENIZERS_PARALLELISM=false $(PY) -m streamlit run dashboard.py --server.address 127.0.0.1 --server.port $(PORT) --browser.gatherUsageStats false
+
+test: install-dev browser-deps
+	TOKENIZERS_PARALLELISM=false $(PY) -m pytest
+
+clean:
+	rm -rf $(VENV) .pytest_cache test-artifacts

@@ -1,0 +1,34 @@
+"""The folders every module relies on, and the CLI entry point."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+from csr_core import paths
+
+
+def test_env_vars_move_every_folder(monkeypatch, tmp_path):
+    monkeypatch.setenv("CSR_DATA_DIR", str(tmp_path / "d"))
+    monkeypatch.setenv("CSR_CACHE_DIR", str(tmp_path / "c"))
+    monkeypatch.setenv("CSR_RESULTS_DIR", str(tmp_path / "r"))
+    assert paths.data_dir() == tmp_path / "d"
+    assert paths.cache_dir() == tmp_path / "c"
+    assert paths.results_dir() == tmp_path / "r"
+
+
+def test_default_data_dir_prefers_shared_beside_repo(monkeypatch):
+    monkeypatch.delenv("CSR_DATA_DIR", raising=False)
+    shared = paths.REPO_ROOT.parent / "shared" / "data"
+    expected = shared if shared.is_dir() else paths.REPO_ROOT / "data"
+    assert paths.data_dir() == expected
+
+
+def test_cache_never_inside_package(monkeypatch):
+    monkeypatch.delenv("CSR_CACHE_DIR", raising=False)
+    package_dir = Path(paths.__file__).parent
+    assert package_dir not in paths.cache_dir().parents
+
+
+def test_cli_help_lists_commands():
+    out = subprocess.run([sys.executable, "-m", "csr_core", "--help"], capture_output=True, text=True, check=True)
+    assert "python -m csr_core" in out.stdout
