@@ -1,0 +1,390 @@
+"""csr-mini: the embedded offline dual encoder = a frozen image tower + a frozen text tower + small trained heads.
+
+Names (resolved by `load_csr_mini`, listed by `list_csr_mini`):
+
+    csr-mini                     MiniLM text tower (English), default heads: arm "en", seed 0
+    csr-mini-m                   multilingual-e5-small text tower, default heads: arm "en", seed 0
+    csr-mini:<arm>               MiniLM tower with the heads trained by arm <arm> (e.g. csr-mini:mlcs-de-fr-cs)
+    csr-mini-m:<arm>             e5 tower, arm <arm>
+    csr-mini[-m]:<arm>/s<seed>   a specific training seed (default 0)
+
+Head files live in `csr_core/heads/` (or an explicit `heads_dir`) and are named
+
+    {tower}-{arm}-s{seed}.safetensors   + {tower}-{arm}-s{seed}.json (human-readable manifest)
+
+with tower in {minilm, e5}, arm in [a-z0-9-]+ (e.g. `en`, `blcs-de`, `mlcs-de-fr-cs`, `translate-train`), seed an
+integer: `minilm-en-s0.safetensors` is what `csr-mini` loads. Heads are read with safetensors only, never pickle.
+The image tower is always EfficientNet-Lite0.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import re
+import tempfile
+import threading
+import warnings
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from csr_core.encoders.base import ImageItem, ProgressCallback, l2_normalise
+from csr_core.encoders.towers import E5Tower, EfficientNetLite0Tower, ImageTower, MiniLMTower, TextTower, default_device
+from csr_core.errors import ModelError
+
+__all__ = [
+    "ProjectionHeads",
+    "CsrMiniEncoder",
+    "load_csr_mini",
+    "list_csr_mini",
+    "parse_csr_mini_name",
+    "heads_filename",
+    "tower_manifest",
+    "HEADS_DIR",
+    "TEXT_TOWERS",
+]
+
+HEADS_DIR = Path(__file__).resolve().parent.parent / "heads"
+HEADS_FORMAT = "csr-mini-heads/1"
+# model-name base -> text-tower key used in head file names
+TEXT_TOWERS = {"csr-mini": "minilm", "csr-mini-m": "e5"}
+_TOWER_TO_BASE = {v: k for k, v in TEXT_TOWERS.items()}
+DEFAULT_ARM = "en"
+_NAME_RE = re.compile(r"(?P<base>csr-mini(?:-m)?)(?::(?P<arm>[a-z0-9][a-z0-9-]*?)(?:/s(?P<seed>\d+))?)?")
+_FILE_RE = re.compile(r"(?P<tower>minilm|e5)-(?P<arm>[a-z0-9][a-z0-9-]*)-s(?P<seed>\d+)\.safetensors")
+_PICKLE_SUFFIXES = {".pt", ".pth", ".bin", ".pkl", ".pickle", ".ckpt", ".npy", ".npz"}
+
+
+# --------------------------------------------------------------------------------------------------- heads
+
+
+def _linear(n_in: int, n_out: int, generator: torch.Generator) -> nn.Linear:
+    """nn.Linear initialised from a private generator (PyTorch's default bounds) without touching the global RNG."""
+    layer = torch.nn.utils.skip_init(nn.Linear, n_in, n_out)
+    bound = 1.0 / math.sqrt(n_in)
+    with torch.no_grad():
+        layer.weight.uniform_(-bound, bound, generator=generator)
+        layer.bias.uniform_(-bound, bound, generator=generator)
+    return layer
+
+
+class ProjectionHeads(nn.Module):
+    """Image head + text head projecting tower features into one `out_dim` space, and a learnable logit scale.
+
+    kind="linear": one Linear per side; kind="mlp": Linear -> GELU -> Linear (hidden_dim, default 512).
+    The logit scale starts at log(1/0.07) as in CLIP; training clamps it, not this class.
+    """
+
+    def __init__(
+        self,
+        image_dim: int,
+        text_dim: int,
+        out_dim: int = 256,
+        kind: str = "linear",
+        hidden_dim: int | None = None,
+        seed: int = 0,
+        logit_scale_init: float = math.log(1 / 0.07),
+    ):
+        super().__init__()
+        if kind not in {"linear", "mlp"}:
+            raise ValueError(f"heads kind must be 'linear' or 'mlp', got {kind!r}")
+        for label, value in (("image_dim", image_dim), ("text_dim", text_dim), ("out_dim", out_dim)):
+            if int(value) < 1:
+                raise ValueError(f"{label} must be >= 1, got {value}")
+        self.kind = kind
+        self.image_dim, self.text_dim, self.out_dim = int(image_dim), int(text_dim), int(out_dim)
+        self.hidden_dim = int(hidden_dim or 512) if kind == "mlp" else None
+        gen = torch.Generator().manual_seed(int(seed))
+        self.image_head = self._make(self.image_dim, gen)
+        self.text_head = self._make(self.text_dim, gen)
+        self.logit_scale = nn.Parameter(torch.tensor(float(logit_scale_init)))
+        self.manifest: dict[str, Any] = {}
+        self.source_path: Path | None = None
+
+    def _make(self, n_in: int, gen: torch.Generator) -> nn.Module:
+        if self.kind == "linear":
+            return _linear(n_in, self.out_dim, gen)
+        return nn.Sequential(_linear(n_in, self.hidden_dim, gen), nn.GELU(), _linear(self.hidden_dim, self.out_dim, gen))
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "image_dim": self.image_dim,
+            "text_dim": self.text_dim,
+            "out_dim": self.out_dim,
+            "hidden_dim": self.hidden_dim,
+        }
+
+    def project_images(self, features: torch.Tensor) -> torch.Tensor:
+        return self.image_head(features)
+
+    def project_texts(self, features: torch.Tensor) -> torch.Tensor:
+        return self.text_head(features)
+
+    def forward(self, image_features: torch.Tensor, text_features: torch.Tensor):
+        """(normalised image embeddings, normalised text embeddings, exp(logit_scale)) for a contrastive loss."""
+        img = nn.functional.normalize(self.project_images(image_features), dim=-1)
+        txt = nn.functional.normalize(self.project_texts(text_features), dim=-1)
+        return img, txt, self.logit_scale.exp()
+
+    def content_hash(self) -> str:
+        """SHA-256 over config + every tensor's bytes (sorted by name): the identity of what a heads file holds."""
+        digest = hashlib.sha256(json.dumps(self.config, sort_keys=True).encode())
+        for key, tensor in sorted(self.state_dict().items()):
+            digest.update(key.encode())
+            digest.update(tensor.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+        return digest.hexdigest()
+
+    # -- files
+    def save(self, path_without_ext: str | Path, manifest: dict[str, Any] | None = None) -> Path:
+        """Write `<path>.safetensors` (tensors + config + manifest in its metadata) and `<path>.json`; atomic."""
+        from safetensors.torch import save_file
+
+        base = _strip_ext(Path(path_without_ext))
+        base.parent.mkdir(parents=True, exist_ok=True)
+        manifest = dict(manifest or {})
+        try:
+            manifest_json = json.dumps(manifest, sort_keys=True, default=str)
+        except (TypeError, ValueError) as exc:
+            raise ModelError(f"heads manifest for {base} is not JSON-serialisable: {exc}") from exc
+        tensors = {k: v.detach().to("cpu").contiguous() for k, v in self.state_dict().items()}
+        metadata = {"format": HEADS_FORMAT, "config": json.dumps(self.config, sort_keys=True), "manifest": manifest_json}
+        target = base.with_suffix(".safetensors")
+        _atomic_write(target, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
+        sidecar = {
+            "format": HEADS_FORMAT,
+            "file": target.name,
+            "sha256": hashlib.sha256(target.read_bytes()).hexdigest(),
+            "content_hash": self.content_hash(),
+            "config": self.config,
+            "tensors": {k: list(v.shape) for k, v in tensors.items()},
+            "manifest": json.loads(manifest_json),
+        }
+        _atomic_write(base.with_suffix(".json"), lambda tmp: tmp.write_text(json.dumps(sidecar, indent=2, sort_keys=True)))
+        self.manifest, self.source_path = json.loads(manifest_json), target
+        return target
+
+    @classmethod
+    def load(cls, path: str | Path, map_location: str = "cpu") -> "ProjectionHeads":
+        """Read heads from a `.safetensors` file (extension optional); anything pickle-based is refused."""
+        from safetensors import safe_open
+
+        p = Path(path)
+        if p.suffix.lower() in _PICKLE_SUFFIXES:
+            raise ModelError(f"refusing to load heads from {p}: {p.suffix} files may unpickle code; use .safetensors")
+        if p.suffix != ".safetensors":
+            p = p.with_name(p.name + ".safetensors")
+        if not p.is_file():
+            raise ModelError(f"heads file {p} does not exist")
+        try:
+            with safe_open(str(p), framework="pt", device="cpu") as fh:
+                metadata = fh.metadata() or {}
+                tensors = {k: fh.get_tensor(k) for k in fh.keys()}
+        except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types for non-safetensors input
+            raise ModelError(f"{p} is not a valid safetensors file ({exc}); heads are never read through pickle") from exc
+        if metadata.get("format") != HEADS_FORMAT:
+            raise ModelError(f"{p}: metadata format is {metadata.get('format')!r}, expected {HEADS_FORMAT!r}")
+        try:
+            config = json.loads(metadata["config"])
+            manifest = json.loads(metadata.get("manifest", "{}"))
+            heads = cls(
+                config["image_dim"], config["text_dim"], config["out_dim"], config["kind"], config.get("hidden_dim")
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelError(f"{p}: heads config in the metadata is malformed ({exc})") from exc
+        try:
+            heads.load_state_dict(tensors, strict=True)
+        except RuntimeError as exc:
+            raise ModelError(f"{p}: tensors do not match config {config}: {exc}") from exc
+        heads.manifest, heads.source_path = manifest, p
+        return heads.to(map_location).eval()
+
+
+def _strip_ext(p: Path) -> Path:
+    return p.with_suffix("") if p.suffix in {".safetensors", ".json"} else p
+
+
+def _atomic_write(target: Path, write) -> None:
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        write(tmp)
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def tower_manifest(image_tower: ImageTower, text_tower: TextTower) -> dict[str, Any]:
+    """Manifest fields a trainer should save with heads, so loading can check they meet the same towers."""
+    return {
+        "image_tower": image_tower.name,
+        "image_tower_fingerprint": image_tower.fingerprint,
+        "text_tower": text_tower.name,
+        "text_tower_fingerprint": text_tower.fingerprint,
+    }
+
+
+# --------------------------------------------------------------------------------------------------- encoder
+
+
+class CsrMiniEncoder:
+    """Encoder = towers -> heads -> L2 normalisation. `encode_*_features` reuse cached tower features."""
+
+    def __init__(
+        self,
+        image_tower: ImageTower,
+        text_tower: TextTower,
+        heads: ProjectionHeads,
+        name: str = "csr-mini",
+        device: str | None = None,
+    ):
+        self.name = name
+        self.image_tower, self.text_tower = image_tower, text_tower
+        self.device = default_device(device or getattr(image_tower, "device", None))
+        if heads.image_dim != image_tower.dim or heads.text_dim != text_tower.dim:
+            raise ModelError(
+                f"{name}: heads expect image/text features of width {heads.image_dim}/{heads.text_dim}, "
+                f"towers {image_tower.name}/{text_tower.name} give {image_tower.dim}/{text_tower.dim}"
+            )
+        where = heads.source_path or "in-memory heads"
+        for side, tower in (("image", image_tower), ("text", text_tower)):
+            want = heads.manifest.get(f"{side}_tower")
+            if want and want != tower.name:
+                raise ModelError(f"{where}: heads were trained on {side} tower {want!r}, not {tower.name!r}")
+            want_fp = heads.manifest.get(f"{side}_tower_fingerprint")
+            if want_fp and want_fp != tower.fingerprint:
+                warnings.warn(
+                    f"{where}: heads were trained on {side} tower {want_fp}, this one is {tower.fingerprint} "
+                    "(other weights version or backend); embeddings may differ from the evaluated ones",
+                    stacklevel=2,
+                )
+        self.heads = heads.to(self.device).eval()
+
+    @property
+    def dim(self) -> int:
+        return self.heads.out_dim
+
+    @property
+    def fingerprint(self) -> str:
+        """Tower fingerprints + the heads' content hash (recomputed: a trainer may update heads in place)."""
+        blob = json.dumps(
+            {
+                "image": self.image_tower.fingerprint,
+                "text": self.text_tower.fingerprint,
+                "heads": self.heads.content_hash(),
+            },
+            sort_keys=True,
+        ).encode()
+        return f"csr-mini-{hashlib.sha256(blob).hexdigest()[:16]}"
+
+    def _project(self, features: np.ndarray | torch.Tensor, head: nn.Module, width: int, side: str) -> np.ndarray:
+        x = torch.as_tensor(np.asarray(features, dtype=np.float32) if not torch.is_tensor(features) else features)
+        if x.ndim != 2 or x.shape[1] != width:
+            raise ValueError(f"{side} features must have shape (n, {width}), got {tuple(x.shape)}")
+        if x.shape[0] == 0:
+            return np.empty((0, self.dim), dtype=np.float32)
+        with torch.inference_mode():
+            out = head(x.to(self.device, torch.float32)).float().cpu().numpy()
+        return l2_normalise(out)
+
+    def encode_image_features(self, features: np.ndarray | torch.Tensor) -> np.ndarray:
+        """Image-tower features (n, image_dim) -> normalised embeddings (n, dim)."""
+        return self._project(features, self.heads.image_head, self.heads.image_dim, "image")
+
+    def encode_text_features(self, features: np.ndarray | torch.Tensor) -> np.ndarray:
+        """Text-tower features (n, text_dim) -> normalised embeddings (n, dim)."""
+        return self._project(features, self.heads.text_head, self.heads.text_dim, "text")
+
+    def encode_images(
+        self, items: Sequence[ImageItem], batch_size: int = 32, progress: ProgressCallback | None = None
+    ) -> np.ndarray:
+        return self.encode_image_features(self.image_tower.encode(items, batch_size=batch_size, progress=progress))
+
+    def encode_texts(
+        self,
+        texts: Sequence[str],
+        lang: str | None = None,
+        batch_size: int = 64,
+        progress: ProgressCallback | None = None,
+    ) -> np.ndarray:
+        """`lang` is informational: MiniLM reads English wordpieces only, e5 reads any language the same way."""
+        return self.encode_text_features(self.text_tower.encode(texts, batch_size=batch_size, progress=progress))
+
+
+# --------------------------------------------------------------------------------------------------- registry
+
+
+def parse_csr_mini_name(name: str) -> tuple[str, str, int]:
+    """`csr-mini-m:mlcs-de/s2` -> ("e5", "mlcs-de", 2); bare names get arm "en", seed 0."""
+    m = _NAME_RE.fullmatch(name.strip())
+    if not m:
+        raise ModelError(
+            f"{name!r} is not a csr-mini name; use csr-mini, csr-mini-m, csr-mini:<arm> or csr-mini:<arm>/s<seed> "
+            "(arm: lowercase letters, digits and '-')"
+        )
+    return TEXT_TOWERS[m["base"]], m["arm"] or DEFAULT_ARM, int(m["seed"] or 0)
+
+
+def heads_filename(tower: str, arm: str, seed: int = 0) -> str:
+    """The head file a (tower, arm, seed) is stored in, e.g. `minilm-en-s0.safetensors`."""
+    name = f"{tower}-{arm}-s{int(seed)}.safetensors"
+    if not _FILE_RE.fullmatch(name):
+        raise ModelError(f"cannot name heads for tower {tower!r}, arm {arm!r}, seed {seed!r}")
+    return name
+
+
+def _canonical_name(tower: str, arm: str, seed: int) -> str:
+    base = _TOWER_TO_BASE[tower]
+    if arm == DEFAULT_ARM and seed == 0:
+        return base
+    return f"{base}:{arm}" + (f"/s{seed}" if seed else "")
+
+
+def list_csr_mini(heads_dir: str | Path | None = None) -> list[str]:
+    """Every csr-mini model name whose head file exists (default names first within each tower)."""
+    folder = Path(heads_dir) if heads_dir else HEADS_DIR
+    found = []
+    for f in sorted(folder.glob("*.safetensors")) if folder.is_dir() else []:
+        m = _FILE_RE.fullmatch(f.name)
+        if m:
+            found.append((m["tower"] != "minilm", m["arm"] != DEFAULT_ARM, m["arm"], int(m["seed"]), m["tower"]))
+    return [_canonical_name(tower, arm, seed) for _, _, arm, seed, tower in sorted(found)]
+
+
+_TOWERS: dict[tuple[str, str], Any] = {}
+_TOWERS_LOCK = threading.Lock()
+
+
+def _shared_tower(kind: str, device: str):
+    """One instance per (tower, device) per process: csr-mini variants share their frozen towers."""
+    key = (kind, device)
+    with _TOWERS_LOCK:
+        if key not in _TOWERS:
+            factory = {"image": EfficientNetLite0Tower, "minilm": MiniLMTower, "e5": E5Tower}[kind]
+            _TOWERS[key] = factory(device=device)
+        return _TOWERS[key]
+
+
+def load_csr_mini(name: str = "csr-mini", device: str | None = None, heads_dir: str | Path | None = None) -> CsrMiniEncoder:
+    """Resolve a csr-mini name to an Encoder (towers shared and cached; heads read from `heads_dir`)."""
+    tower, arm, seed = parse_csr_mini_name(name)
+    folder = Path(heads_dir) if heads_dir else HEADS_DIR
+    path = folder / heads_filename(tower, arm, seed)
+    if not path.is_file():
+        available = list_csr_mini(folder)
+        raise ModelError(
+            f"no heads for {name!r}: {path} does not exist. Available in {folder}: "
+            f"{', '.join(available) if available else 'none (train heads with the finetune command)'}"
+        )
+    heads = ProjectionHeads.load(path)
+    dev = default_device(device)
+    return CsrMiniEncoder(_shared_tower("image", dev), _shared_tower(tower, dev), heads, name=_canonical_name(tower, arm, seed), device=dev)

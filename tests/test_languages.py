@@ -1,0 +1,396 @@
+"""Typology: code normalisation, names/scripts/families, URIEL distances, grouping and gap correlation.
+
+All of it must work offline: an autouse fixture makes any socket connection fail the test.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from csr_core import languages as L
+from csr_core.errors import DataError
+
+PAPER_LANGS = L.PAPER_GROUPS["close"] + L.PAPER_GROUPS["distant"]
+
+
+@pytest.fixture(autouse=True)
+def no_network(monkeypatch):
+    """Typology is computed from installed data only: any connection attempt is a failure."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"network access attempted: {args!r}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+
+
+# ------------------------------------------------------------------------------------------------ normalisation
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("de", "de"),
+        ("deu", "de"),  # ISO 639-3 / 639-2T
+        ("ger", "de"),  # ISO 639-2B
+        ("DEU", "de"),
+        (" de ", "de"),
+        ("arb_Arab", "ar"),  # FLORES: standard member of a macrolanguage -> the macrolanguage
+        ("ARB_ARAB", "ar"),
+        ("acm_Arab", "acm"),  # other members keep their own code
+        ("zho_Hans", "zh"),  # default script dropped
+        ("zho_Hant", "zh-Hant"),  # non-default script kept
+        ("zh_hant", "zh-Hant"),
+        ("cmn", "zh"),
+        ("yue_Hant", "yue"),
+        ("jpn_Jpan", "ja"),
+        ("kor_Hang", "ko"),  # Hangul counts as Korean's composite default (Kore)
+        ("kas_Deva", "ks-Deva"),
+        ("kas_Arab", "ks"),
+        ("srp_Cyrl", "sr"),
+        ("jp", "ja"),  # XTD10 quirk
+        ("JP", "ja"),
+        ("pt-BR", "pt-BR"),  # region kept
+        ("pt_br", "pt-BR"),
+        ("zh-Hant-TW", "zh-TW"),
+        ("prs_Arab", "fa-AF"),  # CLDR: Dari = Persian (Afghanistan)
+        ("pes_Arab", "fa"),
+        ("twi_Latn", "tw"),  # own ISO 639-1 code wins over the macrolanguage
+        ("aka_Latn", "ak"),
+        ("iw", "he"),  # deprecated
+        ("en", "en"),
+        ("eng", "en"),
+    ],
+)
+def test_normalize_forms(raw, expected):
+    assert L.normalize_lang(raw) == expected
+
+
+def test_normalize_is_idempotent():
+    for raw in ["arb_Arab", "zho_Hant", "pt-BR", "kas_Deva", "prs_Arab", "jp", "acm_Arab"]:
+        canon = L.normalize_lang(raw)
+        assert L.normalize_lang(canon) == canon
+
+
+@pytest.mark.parametrize(
+    ("raw", "fragment"),
+    [
+        ("xx", "unknown language code 'xx'"),
+        ("filenames", "'filenames'"),
+        ("eng_captions", "captions"),
+        ("cz", "'cs'"),  # country code: the error names the language to use
+        ("dk", "'da'"),
+        ("mul", "not one language"),
+        ("und", "not one language"),
+        ("sla", "group of languages"),
+        ("qaa", "private-use"),
+        ("en-x-foo", "extensions"),
+        ("", "empty"),
+        ("German", "did you mean 'de'"),
+    ],
+)
+def test_normalize_errors_are_clear(raw, fragment):
+    with pytest.raises(DataError) as err:
+        L.normalize_lang(raw)
+    assert fragment in str(err.value)
+    if raw:
+        assert repr(raw) in str(err.value) or raw in str(err.value)
+
+
+@pytest.mark.parametrize("bad", [None, 3, ["de"]])
+def test_normalize_rejects_non_strings(bad):
+    with pytest.raises(DataError, match="must be a string"):
+        L.normalize_lang(bad)
+
+
+def test_normalize_langs_catches_collisions():
+    assert L.normalize_langs(["deu", "fr", "deu"]) == {"deu": "de", "fr": "fr"}
+    with pytest.raises(DataError, match="'zho_Hans' and 'zh' both normalise to 'zh'"):
+        L.normalize_langs(["zho_Hans", "zh"])
+
+
+def test_every_flores_file_of_flickr30k_200(shared_data):
+    """Every language file of flickr30k-200 normalises, distinctly; the two non-language files fail clearly."""
+    names = sorted(p.stem for p in (shared_data / "flickr30k-200").glob("*.txt"))
+    good, bad = {}, {}
+    for name in names:
+        try:
+            good[name] = L.normalize_lang(name)
+        except DataError as exc:
+            bad[name] = str(exc)
+    assert len(names) == 203
+    assert len(good) == 201
+    assert set(bad) == {"eng_captions", "filenames"}
+    assert all(name in msg for name, msg in bad.items())
+    # 201 FLORES codes -> 201 distinct languages: no two files merge
+    assert len(L.normalize_langs(good)) == 201 and len(set(good.values())) == 201
+    assert good["arb_Arab"] == "ar" and good["zho_Hans"] == "zh" and good["zho_Hant"] == "zh-Hant"
+    assert good["eng_Latn"] == "en" and good["jpn_Jpan"] == "ja" and good["kor_Hang"] == "ko"
+    assert good["taq_Latn"] == "taq" and good["taq_Tfng"] == "taq-Tfng"
+    # canonical codes are ISO 639-1 where one exists: every 2-letter language is its own 639-1 code
+    assert sum(len(c.split("-")[0]) == 2 for c in good.values()) > 120
+
+
+def test_xtd10_file_codes(shared_data):
+    codes = sorted(
+        re.fullmatch(r"test_1kcaptions_(\w+)\.txt", p.name).group(1)
+        for p in (shared_data / "xtd10").rglob("test_1kcaptions_*.txt")
+    )
+    canon = L.normalize_langs(codes)
+    assert "jp" in canon and canon["jp"] == "ja"
+    assert set(canon.values()) == {"de", "en", "es", "fr", "it", "ja", "ko", "pl", "ru", "tr", "zh"}
+
+
+# ------------------------------------------------------------------------------------------------ info
+
+
+@pytest.mark.parametrize(
+    ("code", "name", "script", "family"),
+    [
+        ("en", "English", "Latn", "Indo-European"),
+        ("deu", "German", "Latn", "Indo-European"),
+        ("arb_Arab", "Arabic", "Arab", "Afro-Asiatic"),
+        ("jp", "Japanese", "Jpan", "Japonic"),
+        ("ko", "Korean", "Kore", "Koreanic"),
+        ("tr", "Turkish", "Latn", "Turkic"),
+        ("zho_Hant", "Chinese (Traditional)", "Hant", "Sino-Tibetan"),
+        ("hi", "Hindi", "Deva", "Indo-European"),
+        ("eu", "Basque", "Latn", "Basque"),  # an isolate is its own family (Glottolog)
+        ("acm_Arab", "Mesopotamian Arabic", "Arab", "Afro-Asiatic"),  # script from the code itself
+    ],
+)
+def test_language_info(code, name, script, family):
+    info = L.language_info(code)
+    assert info == L.LanguageInfo(code=L.normalize_lang(code), name=name, script=script, family=family)
+
+
+def test_language_info_unknown_script_is_none_not_a_guess():
+    # no CLDR default for South Azerbaijani: say nothing rather than borrow Azerbaijani's Latin
+    assert L.language_info("azb").script is None
+    assert L.language_info("azb_Arab").script == "Arab"
+
+
+# ------------------------------------------------------------------------------------------------ URIEL
+
+
+def test_genetic_distance_orders_close_and_distant():
+    de, ja = L.uriel_distance("en", "de", "genetic"), L.uriel_distance("en", "ja", "genetic")
+    assert 0 < de < ja <= 1
+    assert L.uriel_distance("en", "nl", "genetic") < L.uriel_distance("en", "ar", "genetic")
+
+
+def test_distances_in_range_and_symmetric():
+    for kind in ("syntactic", "featural", "inventory", "geographic", "genetic"):
+        for a, b in [("en", "de"), ("fr", "ja"), ("ar", "ru"), ("zh", "ko"), ("tr", "hi")]:
+            d = L.uriel_distance(a, b, kind)
+            assert 0.0 <= d <= 1.0, (kind, a, b, d)
+            assert d == L.uriel_distance(b, a, kind)
+        assert L.uriel_distance("de", "deu", kind) == 0.0
+
+
+def test_syntactic_distances_of_paper_languages_in_unit_interval():
+    values = [L.uriel_distance("en", lang, "syntactic") for lang in PAPER_LANGS]
+    assert all(0.0 < v < 1.0 for v in values)
+    assert len(set(values)) > 5  # real, varied data, not a constant
+
+
+def test_distance_matches_urie_vectors_computed_by_hand():
+    """Recompute en-de / en-ja syntactic distance straight from URIEL's features.npz (union over sources,
+    features both languages know, angular distance) and compare: the distances really are URIEL's."""
+    import urielplus
+
+    path = Path(urielplus.__file__).parent / "database" / "original_uriel" / "features.npz"
+    with np.load(path, allow_pickle=True) as npz:
+        feats = [str(f) for f in npz["feats"]]
+        langs = {str(code): i for i, code in enumerate(npz["langs"])}
+        data = npz["data"]
+    cols = [i for i, f in enumerate(feats) if f.startswith("S_")]
+
+    def vec(code):
+        block = data[langs[code]][cols]  # features x sources
+        known = block > -1
+        return np.where(known.any(axis=1), np.where(known, block, -np.inf).max(axis=1), np.nan)
+
+    for other, iso in [("de", "deu"), ("ja", "jpn")]:
+        u, v = vec("eng"), vec(iso)
+        shared = ~np.isnan(u) & ~np.isnan(v)
+        cos = np.clip(u[shared] @ v[shared] / (np.linalg.norm(u[shared]) * np.linalg.norm(v[shared])), -1, 1)
+        expected = round(2 * math.acos(cos) / math.pi, 4)
+        assert L.uriel_distance("en", other, "syntactic") == pytest.approx(expected, abs=1e-4)
+
+
+def test_macrolanguage_uses_the_better_covered_uriel_entry():
+    # URIEL has Arabic both as 'ara' and 'arb'; genetic lineage is richer on arb, syntax on ara
+    assert L.uriel_code("ar", "genetic") == "arb"
+    assert L.uriel_code("ar", "syntactic") == "ara"
+    assert L.uriel_code("pt-BR", "syntactic") == "por"  # region falls back to the language
+
+
+def test_missing_uriel_data_is_a_clear_error():
+    with pytest.raises(DataError, match="no lineage"):
+        L.uriel_distance("en", "tlh", "genetic")  # Klingon: in URIEL, no family
+    with pytest.raises(DataError, match="unknown URIEL distance kind"):
+        L.uriel_distance("en", "de", "lexical")
+
+
+def test_distance_table():
+    df = L.distance_table(["de", "deu", "jp", "nl", "en"], pivot="eng")
+    assert list(df.index) == ["de", "ja", "nl", "en"]
+    assert list(df.columns) == list(L.DISTANCE_KINDS)
+    assert df.loc["en"].eq(0).all()
+    assert df.loc["de", "genetic"] < df.loc["ja", "genetic"]
+    values = df.to_numpy().ravel()
+    finite = values[np.isfinite(values)]
+    assert ((finite >= 0) & (finite <= 1)).all()
+    # URIEL has no phonological features for Dutch: NaN with the reason recorded
+    assert math.isnan(df.loc["nl", "phonological"])
+    assert "nl/phonological" in df.attrs["missing"]
+    assert df.attrs["pivot"] == "en" and "urielplus" in df.attrs["source"]
+    assert list(L.distance_table(["de"], kinds=["syntactic"]).columns) == ["syntactic"]
+
+
+def test_concurrent_first_calls_agree():
+    L.clear_caches()
+    results, errors = [], []
+
+    def work():
+        try:
+            results.append(L.uriel_distance("en", "ko", "syntactic"))
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and len(results) == 4 and len(set(results)) == 1
+    assert L._load_uriel.cache_info().misses == 1  # the table was loaded once
+
+
+def test_fresh_process_writes_nothing_and_keeps_logging(tmp_path):
+    """A fresh interpreter computing distances leaves urielplus' package folder and the cache untouched, and
+    importing urielplus (which calls logging.basicConfig at import) does not reconfigure the root logger."""
+    code = r"""
+import json, logging, os, sys
+from pathlib import Path
+import importlib.util
+pkg = Path(importlib.util.find_spec("urielplus").origin).parent
+def snap():
+    return sorted((str(p.relative_to(pkg)), p.stat().st_size, p.stat().st_mtime_ns)
+                  for p in pkg.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+before = snap()
+from csr_core import languages as L
+L.distance_table(["de", "ja", "ar"], kinds=["genetic", "syntactic", "geographic"])
+L.language_info("arb_Arab")
+root = logging.getLogger()
+print(json.dumps({"same": snap() == before, "handlers": len(root.handlers), "level": root.level}))
+"""
+    cache = tmp_path / "cache"
+    env = dict(os.environ, CSR_CACHE_DIR=str(cache))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    assert report == {"same": True, "handlers": 0, "level": 30}
+    written = [p.relative_to(cache).parts for p in cache.rglob("*") if p.is_file()]
+    assert written and all(parts[0] == "typology" for parts in written), written  # only the distance memo
+    assert "INFO" not in out.stderr  # urielplus' per-call INFO logs stay silent
+
+
+def test_disk_memo_is_read_back_and_survives_corruption():
+    real = L.uriel_distance("en", "fr", "genetic")
+    path = L._disk_cache().path()
+    assert path.is_file() and path.parent.name == "typology"
+    stored = json.loads(path.read_text())
+    assert stored["distances"]["genetic|eng|fra"] == real
+    # a new process (memory cleared) trusts the file: prove it is read by planting a different value
+    stored["distances"]["genetic|eng|fra"] = 0.125
+    path.write_text(json.dumps(stored))
+    L.clear_caches()
+    assert L.uriel_distance("fr", "en", "genetic") == 0.125
+    # a corrupt file is ignored and rewritten with the real value
+    path.write_text("{not json")
+    L.clear_caches()
+    assert L.uriel_distance("en", "fr", "genetic") == real
+    assert json.loads(path.read_text())["distances"]["genetic|eng|fra"] == real
+    L.clear_caches()
+
+
+# ------------------------------------------------------------------------------------------------ groups
+
+
+def test_paper_groups_by_default():
+    groups = L.group_languages(["de", "pt-BR", "jp", "zho_Hant", "en", "sw"])
+    assert groups == {
+        "de": "close",
+        "pt-BR": "close",
+        "jp": "distant",
+        "zho_Hant": "distant",
+        "en": "unknown",
+        "sw": "unknown",
+    }
+    assert set(L.group_languages(PAPER_LANGS).values()) == {"close", "distant"}
+
+
+def test_groups_by_threshold():
+    d_de = L.uriel_distance("en", "de", "genetic")
+    d_nl = L.uriel_distance("en", "nl", "genetic")
+    assert d_de < d_nl
+    groups = L.group_languages(["de", "nl", "ja", "tlh"], threshold=d_de, kind="genetic")
+    assert groups == {"de": "close", "nl": "distant", "ja": "distant", "tlh": "unknown"}
+    syn = L.group_languages(["de", "ja"], threshold=0.5, kind="syntactic")
+    assert syn == {"de": "close", "ja": "distant"}
+    for bad in (1.5, -0.1, "x"):
+        with pytest.raises(DataError, match="threshold"):
+            L.group_languages(["de"], threshold=bad)
+
+
+# ------------------------------------------------------------------------------------------------ correlation
+
+
+def test_gap_correlation_known_signs():
+    dist = {lang: L.uriel_distance("en", lang, "syntactic") for lang in PAPER_LANGS}
+    rising = {lang: 40 * d + (0.3 if i % 2 else -0.3) for i, (lang, d) in enumerate(dist.items())}
+    res = L.gap_correlation(rising, kind="syntactic")
+    assert res.n == len(PAPER_LANGS)
+    assert res.pearson_r > 0.9 and res.spearman_rho > 0.8
+    assert res.pearson_p < 0.01 and res.spearman_p < 0.01
+    falling = pd.Series({lang: -g for lang, g in rising.items()})
+    res2 = L.gap_correlation(falling, kind="syntactic")
+    assert res2.pearson_r == pytest.approx(-res.pearson_r)
+    assert res2.spearman_rho == pytest.approx(-res.spearman_rho)
+
+
+def test_gap_correlation_paper_like_example():
+    # close languages lose little, distant ones a lot: the gap grows with genetic distance
+    gaps = {"de": 2.0, "nl": 3.0, "fr": 4.0, "es": 3.5, "ja": 15.0, "ko": 14.0, "ar": 12.0, "tr": 11.0}
+    res = L.gap_correlation(gaps, kind="genetic")
+    assert res.n == 8 and res.pearson_r > 0.5 and res.spearman_rho > 0.5
+    assert "indicative" in res.note  # fewer than 10 languages
+
+
+def test_gap_correlation_degenerate_inputs():
+    few = L.gap_correlation({"de": 1.0, "ja": 9.0, "en": 0.0})
+    assert few.n == 2 and math.isnan(few.pearson_r) and math.isnan(few.spearman_p)
+    assert "at least 3" in few.note
+    flat = L.gap_correlation({"de": 5.0, "ja": 5.0, "ko": 5.0, "ar": 5.0})
+    assert math.isnan(flat.pearson_r) and "equal" in flat.note
+    dropped = L.gap_correlation({"de": 1.0, "ja": 9.0, "ko": 8.0, "nl": float("nan"), "tlh": 3.0})
+    assert dropped.n == 3 and dropped.languages == ("de", "ja", "ko")
+    assert "nl (no gap)" in dropped.note and "tlh (no URIEL genetic data)" in dropped.note
+    with pytest.raises(DataError, match="two entries"):
+        L.gap_correlation({"ja": 1.0, "jp": 2.0, "de": 0.5})
+    with pytest.raises(DataError, match="not a number"):
+        L.gap_correlation({"ja": "high", "de": 0.5, "ko": 1.0})
