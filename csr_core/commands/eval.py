@@ -1,0 +1,124 @@
+"""Evaluate a model on a dataset in the chosen settings and append one run to the results store.
+
+Examples:
+  python -m csr_core eval --model csr-mini --dataset flickr8k-multi30k --langs en,de,fr,cs
+  python -m csr_core eval --model csr-mini-m --dataset xtd10 --settings cross --langs en,de,ja,zh
+  python -m csr_core eval --model open_clip:ViT-B-32/openai --dataset flickr8k-multi30k \\
+      --settings monolingual,cs-queries --cs-ps 0 0.5 1 --k 1 5 10 --max-images 200
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+
+NAME = "eval"
+HELP = "evaluate a model (monolingual, cross, multilingual, cs-queries) and write tidy rows to results/"
+
+
+def _csv(value: str) -> list[str]:
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.add_argument("--model", required=True, help="encoder name, e.g. csr-mini, csr-mini-m:mlcs-de-fr-cs, "
+                        "open_clip:ViT-B-32/openai, hf:openai/clip-vit-base-patch32 (see `python -m csr_core models`)")
+    parser.add_argument("--dataset", default="flickr8k-multi30k",
+                        help="dataset name (flickr8k-multi30k, xtd10, multi30k, flickr30k-200, xm3600, jsonl:PATH)")
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--langs", type=_csv, default=["en", "de", "fr", "cs"], help="comma-separated, e.g. en,de,fr")
+    parser.add_argument("--settings", type=_csv, default=["monolingual"],
+                        help="comma-separated from monolingual,cross,multilingual,cs-queries")
+    parser.add_argument("--k", type=int, nargs="+", default=[1, 5, 10], help="recall cut-offs (default 1 5 10)")
+    parser.add_argument("--seed", type=int, default=0, help="seed for code-switching and bootstrap CIs")
+    parser.add_argument("--cs-modes", type=_csv, default=["bl", "ml"], help="code-switching modes for cs-queries")
+    parser.add_argument("--cs-ps", type=float, nargs="+", default=[0.0, 0.25, 0.5, 0.75, 1.0])
+    parser.add_argument("--cs-langs", type=_csv, default=None, help="switch targets (default: --langs minus en)")
+    parser.add_argument("--max-images", type=int, default=None, help="quick mode: evaluate on the first N photos")
+    parser.add_argument("--image-root", default=None, help="image folder for datasets whose photos you supply")
+    parser.add_argument("--train-arm", default="", help="label of the training arm (filled from csr-mini heads)")
+    parser.add_argument("--allow-leakage", action="store_true", help="evaluate even on the model's training photos")
+    parser.add_argument("--out", default=None, help="results folder (default: results/ or $CSR_RESULTS_DIR)")
+    parser.add_argument("--skip-existing", action="store_true", help="do nothing if an identical run exists")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from csr_core.evaluate import EvalConfig, run_evaluation
+    from csr_core.results import ResultsStore, build_manifest
+
+    options = {"image_root": args.image_root} if args.image_root else {}
+    config = EvalConfig(
+        model=args.model, dataset=args.dataset, split=args.split, langs=args.langs, settings=args.settings,
+        ks=args.k, seed=args.seed, cs_modes=args.cs_modes, cs_ps=args.cs_ps, cs_langs=args.cs_langs,
+        max_images=args.max_images, train_arm=args.train_arm, allow_leakage=args.allow_leakage,
+        dataset_options=options,
+    )
+    store = ResultsStore(Path(args.out) if args.out else None)
+    if args.skip_existing:
+        existing = store.find_runs(build_manifest(config.params())["params_key"])
+        if existing:
+            print(f"skipped: identical run already in {store.root}: {', '.join(existing)}")
+            return 0
+    progress = None if args.quiet else _TqdmProgress()
+    try:
+        outcome = run_evaluation(config, store=store, progress=progress, cancel=threading.Event())
+    finally:
+        if progress is not None:
+            progress.close()
+    print(summary_table(outcome.rows))
+    for note in outcome.notes:
+        print(f"note: {note}")
+    print(f"run {outcome.run_id}: {len(outcome.rows)} rows, {len(outcome.ranks)} per-query ranks -> {store.root}")
+    return 0
+
+
+class _TqdmProgress:
+    """One tqdm bar per stage, written to stderr so the summary on stdout stays clean."""
+
+    def __init__(self) -> None:
+        self.bar = None
+        self.label = None
+
+    def __call__(self, label: str, done: int, total: int) -> None:
+        from tqdm import tqdm
+
+        if label != self.label:
+            self.close()
+            self.label = label
+            self.bar = tqdm(total=total, desc=label, file=sys.stderr, leave=False)
+        self.bar.n = done
+        self.bar.refresh()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def summary_table(rows) -> str:
+    """One screen: R@K per setting/direction/language, with the CI and a flag where too few queries."""
+    import pandas as pd
+
+    recall = rows[rows["metric"] == "recall"].copy()
+    if recall.empty:
+        return "(no recall rows)"
+    recall["lang"] = [q if q not in ("img", "") else d for q, d in zip(recall["query_lang"], recall["doc_lang"])]
+    recall.loc[recall["direction"] == "t2t", "lang"] = recall["query_lang"] + ">" + recall["doc_lang"]
+    recall["cell"] = [
+        f"{v:5.1f} [{lo:4.1f},{hi:4.1f}]" + ("*" if note else "")
+        for v, lo, hi, note in zip(recall["value"], recall["ci_low"], recall["ci_high"], recall["note"])
+    ]
+    recall["cs"] = [f"{m} {l} p={p:g}" if m else "" for m, l, p in
+                    zip(recall["cs_mode"], recall["cs_langs"], recall["cs_p"])]
+    table = recall.pivot_table(index=["setting", "direction", "cs", "lang"], columns="k", values="cell",
+                               aggfunc="first")
+    table.columns = [f"R@{k}" for k in table.columns]
+    text = table.to_string()
+    if recall["note"].astype(bool).any():
+        text += "\n* fewer than 30 queries: not statistically meaningful"
+    return text + "\n"

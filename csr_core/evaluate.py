@@ -1,0 +1,409 @@
+"""The paper's retrieval settings transposed to dual image-text encoders, as one call that writes tidy rows.
+
+Settings (see ../shared/DESIGN.md): `monolingual` (captions of X <-> images), `cross` (caption in X -> its parallel
+caption in Y through the text tower), `multilingual` (one gallery of captions in every language; language bias of
+top-1 hits), `cs-queries` (English queries code-switched into X at several p: a robustness curve).
+
+Everything is computed in memory and written with one atomic `ResultsStore.write_run` at the end, so a cancelled or
+killed evaluation never leaves partial rows; embeddings go through the on-disk cache, so a rerun only pays for what
+was not finished.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from csr_core.errors import CancelledError, DataError
+
+SETTINGS: tuple[str, ...] = ("monolingual", "cross", "multilingual", "cs-queries")
+DEFAULT_KS: tuple[int, ...] = (1, 5, 10)
+DEFAULT_CS_PS: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
+DEFAULT_CS_MODES: tuple[str, ...] = ("bl", "ml")
+
+# progress(stage, done, total): stage is a short human label ("encode images", "monolingual de", ...).
+EvalProgress = Callable[[str, int, int], None]
+
+
+@dataclass
+class EvalConfig:
+    """Everything that defines an evaluation; `params()` is what the manifest records and `--skip-existing` keys on."""
+
+    model: str
+    dataset: str
+    split: str = "test"
+    langs: Sequence[str] = ("en", "de", "fr", "cs")
+    settings: Sequence[str] = ("monolingual",)
+    ks: Sequence[int] = DEFAULT_KS
+    seed: int = 0
+    cs_modes: Sequence[str] = DEFAULT_CS_MODES
+    cs_ps: Sequence[float] = DEFAULT_CS_PS
+    cs_langs: Sequence[str] | None = None
+    max_images: int | None = None
+    train_arm: str = ""
+    allow_leakage: bool = False
+    n_resamples: int = 1000
+    dataset_options: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.langs = tuple(self.langs)
+        self.settings = tuple(self.settings)
+        self.ks = tuple(int(k) for k in self.ks)
+        self.cs_modes = tuple(self.cs_modes)
+        self.cs_ps = tuple(float(p) for p in self.cs_ps)
+        self.cs_langs = tuple(self.cs_langs) if self.cs_langs else None
+        unknown = [s for s in self.settings if s not in SETTINGS]
+        if unknown:
+            raise DataError(f"unknown setting(s) {unknown}; choose from {', '.join(SETTINGS)}")
+        if not self.settings:
+            raise DataError("no setting chosen; choose from " + ", ".join(SETTINGS))
+        if not self.langs:
+            raise DataError("no language chosen")
+        bad_k = [k for k in self.ks if k < 1]
+        if bad_k or not self.ks:
+            raise DataError(f"K must be positive integers, got {list(self.ks)}")
+        for p in self.cs_ps:
+            if not (0.0 <= p <= 1.0) or math.isnan(p):
+                raise DataError(f"code-switching probability p={p} is outside [0, 1]")
+
+    def params(self) -> dict:
+        return {key: (list(value) if isinstance(value, tuple) else value) for key, value in asdict(self).items()}
+
+
+@dataclass
+class EvalOutcome:
+    run_id: str
+    rows: pd.DataFrame
+    ranks: pd.DataFrame
+    notes: list[str]
+
+
+class _Ticker:
+    """Turns encoder batch callbacks into stage progress and raises CancelledError between batches."""
+
+    def __init__(self, progress: EvalProgress | None, cancel: threading.Event | None):
+        self.progress = progress
+        self.cancel = cancel
+
+    def check(self) -> None:
+        if self.cancel is not None and self.cancel.is_set():
+            raise CancelledError("evaluation cancelled; no rows were written")
+
+    def stage(self, label: str) -> Callable[[int, int], None]:
+        def tick(done: int, total: int) -> None:
+            self.check()
+            if self.progress is not None:
+                self.progress(label, done, total)
+
+        return tick
+
+
+def run_evaluation(
+    config: EvalConfig,
+    *,
+    encoder=None,
+    dataset=None,
+    store=None,
+    progress: EvalProgress | None = None,
+    cancel: threading.Event | None = None,
+    write: bool = True,
+) -> EvalOutcome:
+    """Run every chosen setting and write one run (rows + per-query ranks) atomically; nothing on cancel."""
+    from csr_core.datasets import load_dataset
+    from csr_core.encoders.registry import load_encoder
+    from csr_core.results import ResultsStore, build_manifest, make_rows
+
+    ticker = _Ticker(progress, cancel)
+    ticker.check()
+    if dataset is None:
+        dataset = load_dataset(config.dataset, split=config.split, **config.dataset_options)
+    if config.max_images:
+        dataset = dataset.subset(config.max_images)
+    if encoder is None:
+        encoder = load_encoder(config.model)
+    _guard_leakage(config, encoder, dataset)
+
+    context = _EvalContext(config, encoder, dataset, ticker)
+    records: list[dict] = []
+    rank_frames: list[pd.DataFrame] = []
+    for setting in config.settings:
+        ticker.check()
+        setting_records, setting_ranks = _SETTING_RUNNERS[setting](context)
+        records.extend(setting_records)
+        rank_frames.extend(setting_ranks)
+
+    rows = make_rows(records)
+    ranks = pd.concat(rank_frames, ignore_index=True) if rank_frames else pd.DataFrame()
+    ticker.check()
+    run_id = ""
+    if write:
+        store = store or ResultsStore()
+        fingerprints = {"model": encoder.fingerprint, "data": dataset.fingerprint, **context.lexicon_fingerprints}
+        manifest = build_manifest(config.params(), fingerprints)
+        run_id = store.write_run(rows, manifest, ranks)
+        rows = rows.assign(run_id=run_id)
+    return EvalOutcome(run_id=run_id, rows=rows, ranks=ranks, notes=context.notes)
+
+
+def _guard_leakage(config: EvalConfig, encoder, dataset) -> None:
+    """Refuse to score a model on photos it was trained on, when its training photos are known."""
+    from csr_core.datasets import check_leakage
+
+    train_ids = getattr(encoder, "training_image_ids", None)
+    sources = getattr(encoder, "training_sources", None)
+    if train_ids or sources:
+        check_leakage(dataset, set(train_ids or ()), allow=config.allow_leakage, model_training_sources=sources)
+
+
+class _EvalContext:
+    """Shared state of one evaluation: the dataset, encoder, cached embeddings and the row/rank builders."""
+
+    def __init__(self, config: EvalConfig, encoder, dataset, ticker: _Ticker):
+        self.config = config
+        self.encoder = encoder
+        self.dataset = dataset
+        self.ticker = ticker
+        self.notes: list[str] = []
+        self.lexicon_fingerprints: dict[str, str] = {}
+        self._image_emb: np.ndarray | None = None
+        self._text_emb: dict[str, np.ndarray] = {}
+        self.langs = [lang for lang in config.langs if lang in dataset.languages]
+        missing = [lang for lang in config.langs if lang not in dataset.languages]
+        if missing:
+            self.notes.append(f"{dataset.name}/{dataset.split} has no captions in {', '.join(missing)}: skipped")
+        if not self.langs:
+            raise DataError(
+                f"none of the languages {list(config.langs)} exist in {dataset.name}/{dataset.split} "
+                f"(it has {', '.join(sorted(dataset.languages))})"
+            )
+
+    # ---- embeddings -------------------------------------------------------------------------------------------
+    def image_embeddings(self) -> np.ndarray:
+        from csr_core.embed_cache import cached_encode_images
+
+        if self.dataset.image_paths is None:
+            raise DataError(
+                f"{self.dataset.name} is text-only here (no image folder given): image settings need images; "
+                "the cross-lingual setting runs on text alone"
+            )
+        if self._image_emb is None:
+            self._image_emb = cached_encode_images(
+                self.encoder, list(self.dataset.image_paths), progress=self.ticker.stage("encode images")
+            )
+        return self._image_emb
+
+    def text_embeddings(self, texts: Sequence[str], lang: str, label: str) -> np.ndarray:
+        from csr_core.embed_cache import cached_encode_texts
+
+        return cached_encode_texts(self.encoder, list(texts), lang=lang, progress=self.ticker.stage(label))
+
+    def caption_embeddings(self, lang: str):
+        flat = self.dataset.flat(lang)
+        if lang not in self._text_emb:
+            self._text_emb[lang] = self.text_embeddings(flat.texts, lang, f"encode captions {lang}")
+        return flat, self._text_emb[lang]
+
+    # ---- rows -------------------------------------------------------------------------------------------------
+    def base(self, **fields) -> dict:
+        return {
+            "model": self.config.model,
+            "dataset": self.dataset.name,
+            "split": self.dataset.split,
+            "train_arm": self.config.train_arm,
+            "seed": self.config.seed,
+            **fields,
+        }
+
+    def recall_records(self, ranks: np.ndarray, **fields) -> list[dict]:
+        """R@K with bootstrap CIs, mean/median rank, and a note where the query count is too small to mean much."""
+        from csr_core.metrics import hits_at_k, recall_at_k
+        from csr_core.stats import bootstrap_ci, reliability_note
+
+        n = int(len(ranks))
+        note = reliability_note(n)
+        recalls = recall_at_k(ranks, self.config.ks)
+        records = []
+        for k in self.config.ks:
+            low, high = bootstrap_ci(hits_at_k(ranks, k), seed=self.config.seed, n_resamples=self.config.n_resamples)
+            records.append(
+                self.base(metric="recall", k=k, value=recalls[k], n_queries=n, ci_low=low, ci_high=high,
+                          note=note, **fields)
+            )
+        records.append(self.base(metric="median_rank", value=float(np.median(ranks)), n_queries=n, note=note,
+                                 **fields))
+        records.append(self.base(metric="mean_rank", value=float(np.mean(ranks)), n_queries=n, note=note, **fields))
+        return records
+
+    @staticmethod
+    def rank_frame(ranks: np.ndarray, query_ids: Sequence[str], **fields) -> pd.DataFrame:
+        frame = pd.DataFrame({"query_id": list(query_ids), "rank": np.asarray(ranks, dtype=np.int64)})
+        for key in ("setting", "query_lang", "doc_lang", "direction", "cs_mode", "cs_langs"):
+            frame[key] = fields.get(key, "")
+        frame["cs_p"] = float(fields.get("cs_p", float("nan")))
+        return frame
+
+
+def _monolingual(ctx: _EvalContext) -> tuple[list[dict], list[pd.DataFrame]]:
+    from csr_core.metrics import first_hit_ranks, mean_recall, recall_at_k
+    from csr_core.stats import reliability_note
+
+    image_emb = ctx.image_embeddings()
+    records: list[dict] = []
+    frames: list[pd.DataFrame] = []
+    for lang in ctx.langs:
+        flat, text_emb = ctx.caption_embeddings(lang)
+        if len(flat.texts) == 0:
+            ctx.notes.append(f"monolingual {lang}: no captions")
+            continue
+        ctx.ticker.check()
+        caption_image = np.asarray(flat.caption_image, dtype=np.int64)
+        t2i = first_hit_ranks(text_emb, image_emb, caption_image, np.arange(len(image_emb)))
+        # image->text: only images that have at least one caption in this language are queries
+        query_images = np.unique(caption_image)
+        i2t = first_hit_ranks(image_emb[query_images], text_emb, query_images, caption_image)
+        t2i_fields = dict(setting="monolingual", query_lang=lang, doc_lang="img", direction="t2i")
+        i2t_fields = dict(setting="monolingual", query_lang="img", doc_lang=lang, direction="i2t")
+        records += ctx.recall_records(t2i, **t2i_fields)
+        records += ctx.recall_records(i2t, **i2t_fields)
+        if set(ctx.config.ks) >= {1, 5, 10}:
+            value = mean_recall(recall_at_k(t2i, (1, 5, 10)), recall_at_k(i2t, (1, 5, 10)))
+            records.append(ctx.base(setting="monolingual", query_lang=lang, doc_lang=lang, direction="t2i",
+                                    metric="mean_recall", value=value, n_queries=len(t2i),
+                                    note=reliability_note(len(t2i))))
+        frames.append(ctx.rank_frame(t2i, flat.caption_ids, **t2i_fields))
+        image_ids = [ctx.dataset.image_ids[i] for i in query_images]
+        frames.append(ctx.rank_frame(i2t, image_ids, **i2t_fields))
+    return records, frames
+
+
+def _cross(ctx: _EvalContext) -> tuple[list[dict], list[pd.DataFrame]]:
+    from csr_core.metrics import parallel_ranks
+
+    if len(ctx.langs) < 2:
+        ctx.notes.append("cross-lingual needs at least two languages: skipped")
+        return [], []
+    aligned = [lang for lang in ctx.langs if lang in ctx.dataset.aligned_langs]
+    dropped = [lang for lang in ctx.langs if lang not in aligned]
+    if dropped:
+        ctx.notes.append(f"cross-lingual: {', '.join(dropped)} captions are not translations of the others: left out")
+    if len(aligned) < 2:
+        ctx.notes.append("cross-lingual needs at least two parallel languages: skipped")
+        return [], []
+    parallel = ctx.dataset.parallel(aligned)
+    embeddings = {
+        lang: ctx.text_embeddings(parallel.texts[lang], lang, f"encode parallel {lang}") for lang in aligned
+    }
+    records: list[dict] = []
+    frames: list[pd.DataFrame] = []
+    for query_lang in aligned:
+        for doc_lang in aligned:
+            if query_lang == doc_lang:
+                continue
+            ctx.ticker.check()
+            ranks = parallel_ranks(embeddings[query_lang], embeddings[doc_lang])
+            fields = dict(setting="cross", query_lang=query_lang, doc_lang=doc_lang, direction="t2t")
+            records += ctx.recall_records(ranks, **fields)
+            frames.append(ctx.rank_frame(ranks, parallel.ids, **fields))
+    return records, frames
+
+
+def _multilingual(ctx: _EvalContext) -> tuple[list[dict], list[pd.DataFrame]]:
+    from csr_core.metrics import first_hit_ranks
+    from csr_core.stats import reliability_note
+
+    image_emb = ctx.image_embeddings()
+    groups, langs_of, ids = [], [], []
+    embeddings = []
+    for lang in ctx.langs:
+        flat, emb = ctx.caption_embeddings(lang)
+        embeddings.append(emb)
+        groups.append(np.asarray(flat.caption_image, dtype=np.int64))
+        langs_of += [lang] * len(flat.texts)
+        ids += [f"{lang}:{cid}" for cid in flat.caption_ids]
+    gallery = np.concatenate(embeddings)
+    caption_image = np.concatenate(groups)
+    langs_of_arr = np.asarray(langs_of)
+    query_images = np.unique(caption_image)
+    ctx.ticker.check()
+    i2t = first_hit_ranks(image_emb[query_images], gallery, query_images, caption_image)
+    i2t_fields = dict(setting="multilingual", query_lang="img", doc_lang="all", direction="i2t")
+    records = ctx.recall_records(i2t, **i2t_fields)
+    top1 = _top1_indices(image_emb[query_images], gallery)
+    shares = pd.Series(langs_of_arr[top1]).value_counts(normalize=True)
+    for lang in ctx.langs:
+        records.append(ctx.base(setting="multilingual", query_lang="img", doc_lang=lang, direction="i2t",
+                                metric="lang_share", k=1, value=100.0 * float(shares.get(lang, 0.0)),
+                                n_queries=len(query_images), note=reliability_note(len(query_images))))
+    t2i = first_hit_ranks(gallery, image_emb, caption_image, np.arange(len(image_emb)))
+    t2i_fields = dict(setting="multilingual", query_lang="all", doc_lang="img", direction="t2i")
+    records += ctx.recall_records(t2i, **t2i_fields)
+    frames = [
+        ctx.rank_frame(i2t, [ctx.dataset.image_ids[i] for i in query_images], **i2t_fields),
+        ctx.rank_frame(t2i, ids, **t2i_fields),
+    ]
+    return records, frames
+
+
+def _top1_indices(queries: np.ndarray, gallery: np.ndarray, chunk_size: int = 2048) -> np.ndarray:
+    """Index of the best gallery item per query, chunked so memory stays one block of the similarity matrix."""
+    out = np.empty(len(queries), dtype=np.int64)
+    for start in range(0, len(queries), chunk_size):
+        out[start : start + chunk_size] = np.argmax(queries[start : start + chunk_size] @ gallery.T, axis=1)
+    return out
+
+
+def _cs_queries(ctx: _EvalContext) -> tuple[list[dict], list[pd.DataFrame]]:
+    from csr_core.codeswitch import CodeSwitcher
+    from csr_core.lexicon import load_muse
+    from csr_core.metrics import first_hit_ranks
+
+    if "en" not in ctx.dataset.languages:
+        ctx.notes.append("code-switched queries need English captions: skipped")
+        return [], []
+    targets = list(ctx.config.cs_langs or [lang for lang in ctx.langs if lang != "en"])
+    if not targets:
+        ctx.notes.append("code-switched queries need at least one target language: skipped")
+        return [], []
+    lexicons = {lang: load_muse(lang) for lang in targets}
+    ctx.lexicon_fingerprints.update({f"lexicon:en-{lang}": lex.fingerprint for lang, lex in lexicons.items()})
+    image_emb = ctx.image_embeddings()
+    flat = ctx.dataset.flat("en")
+    caption_image = np.asarray(flat.caption_image, dtype=np.int64)
+    image_groups = np.arange(len(image_emb))
+
+    variants: list[tuple[str, tuple[str, ...]]] = []
+    for mode in ctx.config.cs_modes:
+        if mode == "ml":
+            variants.append(("ml", tuple(targets)))
+        else:
+            variants += [(mode, (lang,)) for lang in targets]
+    records: list[dict] = []
+    frames: list[pd.DataFrame] = []
+    for mode, langs in variants:
+        # dictionary translation is word-by-word at p = 1 by definition: one point, not a curve
+        for p in ((1.0,) if mode == "dictionary" else ctx.config.cs_ps):
+            ctx.ticker.check()
+            switcher = CodeSwitcher({lang: lexicons[lang] for lang in langs}, mode=mode, p=p, seed=ctx.config.seed,
+                                    langs=list(langs))
+            switched = [item.text for item in switcher.switch_batch(flat.texts)]
+            label = f"cs-queries {mode} {','.join(langs)} p={p:g}"
+            emb = ctx.text_embeddings(switched, langs[0] if len(langs) == 1 else None, label)
+            ranks = first_hit_ranks(emb, image_emb, caption_image, image_groups)
+            fields = dict(setting="cs-queries", query_lang="en", doc_lang="img", direction="t2i", cs_mode=mode,
+                          cs_p=p, cs_langs=",".join(langs))
+            records += ctx.recall_records(ranks, **fields)
+            frames.append(ctx.rank_frame(ranks, flat.caption_ids, **fields))
+    return records, frames
+
+
+_SETTING_RUNNERS = {
+    "monolingual": _monolingual,
+    "cross": _cross,
+    "multilingual": _multilingual,
+    "cs-queries": _cs_queries,
+}
