@@ -32,3 +32,21 @@ def test_cache_never_inside_package(monkeypatch):
 def test_cli_help_lists_commands():
     out = subprocess.run([sys.executable, "-m", "csr_core", "--help"], capture_output=True, text=True, check=True)
     assert "python -m csr_core" in out.stdout
+
+
+def test_cli_models_and_datasets_tell_what_runs_here(shared_data):
+    env_run = lambda *a: subprocess.run([sys.executable, "-m", "csr_core", *a], capture_output=True, text=True,
+                                        timeout=120)
+    models = env_run("models")
+    assert models.returncode == 0 and "open_clip" in models.stdout and "csr-mini" in models.stdout
+    datasets = env_run("datasets", "--data-dir", str(shared_data))
+    assert datasets.returncode == 0
+    assert "[here] flickr8k-multi30k" in datasets.stdout and "[----] xm3600" in datasets.stdout
+
+
+def test_cli_bad_command_input_is_a_clear_error_not_a_traceback():
+    out = subprocess.run([sys.executable, "-m", "csr_core", "eval", "--model", "open_clip:NoSuchArch-99",
+                          "--dataset", "flickr8k-multi30k", "--max-images", "5"], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 2
+    assert "error:" in out.stderr and "Traceback" not in out.stderr
