@@ -53,7 +53,6 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".
 
 # ============================================================================================ language codes
 
-_NONSTANDARD_CODES = {"jp": "ja"}  # STAIR / XTD10 file names
 _FLORES_RE = re.compile(r"^[a-z]{3}_[A-Z][a-z]{3}$")
 
 
@@ -116,28 +115,21 @@ def flores_tags(codes: Iterable[str]) -> dict[str, str]:
 
 
 def normalize_lang(code: str, where: str = "") -> str:
-    """Normalise one language code to a BCP-47 tag (`EN` → `en`, `jp` → `ja`, `deu_Latn` → `de`).
+    """Normalise one language code (`EN` → `en`, `jp` → `ja`, `deu_Latn` → `de`) by the project's one rule
+    (`csr_core.languages.normalize_lang`); caption-set keys with a private-use suffix (`en-x-f8k`) keep it.
 
-    Raises DataError (prefixed by `where`, e.g. a file and line) for codes langcodes does not know.
+    Raises DataError prefixed by `where` (e.g. a file and line) for codes that name no language.
     """
-    import langcodes
+    from csr_core.languages import normalize_lang as canonical
 
     prefix = f"{where}: " if where else ""
     raw = str(code).strip()
-    if raw.lower() in _NONSTANDARD_CODES:
-        return _NONSTANDARD_CODES[raw.lower()]
+    base, private, suffix = raw.replace("_", "-").partition("-x-")
     try:
-        if _FLORES_RE.match(raw):
-            tag = _flores_tag(raw, keep_script=True)
-        else:
-            tag = langcodes.standardize_tag(raw.replace("_", "-"))
-    except (ValueError, LookupError) as exc:
-        raise DataError(
-            f"{prefix}unknown language code {code!r} ({exc}); use a BCP-47 tag such as 'de' or 'zh-Hant'"
-        ) from exc
-    if not langcodes.tag_is_valid(tag):
-        raise DataError(f"{prefix}unknown language code {code!r}; use a BCP-47 tag such as 'de', 'pt-BR' or 'zh-Hant'")
-    return tag
+        tag = canonical(base)
+    except DataError as exc:
+        raise DataError(f"{prefix}{exc}") from None
+    return f"{tag}-x-{suffix.lower()}" if private else tag
 
 
 def base_language(key: str) -> str:

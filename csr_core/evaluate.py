@@ -70,6 +70,10 @@ class EvalConfig:
         for p in self.cs_ps:
             if not (0.0 <= p <= 1.0) or math.isnan(p):
                 raise DataError(f"code-switching probability p={p} is outside [0, 1]")
+        if self.max_images is not None and int(self.max_images) < 1:
+            # 0 must not silently mean "every photo" (a falsy check did that)
+            raise DataError(f"max_images must be a positive number of photos, got {self.max_images}; leave it out "
+                            "to evaluate every photo")
 
     def params(self) -> dict:
         return {key: (list(value) if isinstance(value, tuple) else value) for key, value in asdict(self).items()}
@@ -122,8 +126,9 @@ def run_evaluation(
     ticker.check()
     if dataset is None:
         dataset = load_dataset(config.dataset, split=config.split, **config.dataset_options)
-    if config.max_images:
+    if config.max_images is not None:
         dataset = dataset.subset(config.max_images)
+    _check_ks(config, dataset)
     if encoder is None:
         encoder = load_encoder(config.model)
     _guard_leakage(config, encoder, dataset)
@@ -150,6 +155,34 @@ def run_evaluation(
     return EvalOutcome(run_id=run_id, rows=rows, ranks=ranks, notes=context.notes)
 
 
+def _check_ks(config: EvalConfig, dataset) -> None:
+    """K beyond the gallery makes every query a hit (R@K = 100 by construction): refuse it instead of storing it."""
+    too_big = [k for k in config.ks if k > len(dataset)]
+    if too_big:
+        raise DataError(
+            f"K={max(too_big)} is larger than the gallery: {dataset.name}/{dataset.split} has {len(dataset)} images "
+            f"here, so R@{max(too_big)} would be 100 for every query; choose K <= {len(dataset)}"
+        )
+
+
+def _resolve_langs(requested: Sequence[str], dataset) -> tuple[list[str], list[str]]:
+    """(dataset language keys to evaluate, requested languages the dataset lacks). A key of the dataset is taken as
+    it is ('en-x-f8k'); any other code is normalised ('deu' -> 'de', 'jp' -> 'ja'), so an unknown code ('xx') is an
+    error naming it and two codes for one language ('de', 'deu') are refused rather than one silently skipped."""
+    from csr_core.languages import normalize_lang
+
+    found: list[str] = []
+    missing: list[str] = []
+    seen: dict[str, str] = {}
+    for code in requested:
+        key = code if code in dataset.languages else normalize_lang(code)
+        if key in seen:
+            raise DataError(f"language codes {seen[key]!r} and {code!r} both mean {key!r}: give each language once")
+        seen[key] = code
+        (found if key in dataset.languages else missing).append(key)
+    return found, missing
+
+
 def _guard_leakage(config: EvalConfig, encoder, dataset) -> None:
     """Refuse to score a model on photos it was trained on, when its training photos are known."""
     from csr_core.datasets import check_leakage
@@ -172,8 +205,7 @@ class _EvalContext:
         self.lexicon_fingerprints: dict[str, str] = {}
         self._image_emb: np.ndarray | None = None
         self._text_emb: dict[str, np.ndarray] = {}
-        self.langs = [lang for lang in config.langs if lang in dataset.languages]
-        missing = [lang for lang in config.langs if lang not in dataset.languages]
+        self.langs, missing = _resolve_langs(config.langs, dataset)
         if missing:
             self.notes.append(f"{dataset.name}/{dataset.split} has no captions in {', '.join(missing)}: skipped")
         if not self.langs:

@@ -26,7 +26,7 @@ from types import MappingProxyType
 from typing import NamedTuple
 
 from csr_core import paths
-from csr_core.errors import LexiconError
+from csr_core.errors import DataError, LexiconError
 from csr_core.tokenize import key_of_pieces, nfc, phrase_key, split_words, stopwords
 
 log = logging.getLogger(__name__)
@@ -36,8 +36,6 @@ MUSE_URL = "https://dl.fbaipublicfiles.com/arrival/dictionaries/en-{lang}.txt"
 
 LAYOUTS = ("auto", "muse", "reversed", "tsv", "multiword")
 MAX_EXAMPLES = 5
-_COUNTRY_NOT_LANGUAGE = {"jp": "ja", "cn": "zh", "gr": "el", "dk": "da", "cz": "cs", "ua": "uk", "kr": "ko",
-                         "vn": "vi", "ir": "fa", "il": "he", "in": "hi", "al": "sq", "ee": "et", "si": "sl"}
 _HEADER_SOURCE = {"src", "source", "source_word", "word", "from", "en", "english"}
 _HEADER_TARGET = {"tgt", "target", "target_word", "translation", "translations", "to"}
 _NAMESPACE = re.compile(r"^[^\s:]+:(?=\S)")
@@ -49,22 +47,13 @@ _DISAMBIGUATION = re.compile(r"\s*\([^()]*\)\s*$")
 
 
 def normalize_lang(code: str) -> str:
-    """Standard BCP-47 tag for `code` ("deu" -> "de"); a clear error for codes that name no language."""
-    import langcodes
+    """Canonical language code (one rule for the whole project: `csr_core.languages.normalize_lang`)."""
+    from csr_core.languages import normalize_lang as canonical
 
-    if not isinstance(code, str) or not code.strip():
-        raise LexiconError(f"empty language code {code!r}: give an ISO 639 code such as 'de' or 'zh'")
-    raw = code.strip().replace("_", "-")
     try:
-        tag = langcodes.standardize_tag(raw)
-        valid = langcodes.tag_is_valid(tag) and langcodes.Language.get(tag).is_valid()
-    except (ValueError, langcodes.LanguageTagError):
-        valid = False
-    if not valid:
-        hint = _COUNTRY_NOT_LANGUAGE.get(raw.lower())
-        extra = f" (did you mean {hint!r}? {raw!r} is a country code)" if hint else ""
-        raise LexiconError(f"unknown language code {code!r}{extra}: give an ISO 639 code such as 'de' or 'zh'")
-    return tag
+        return canonical(code)
+    except DataError as exc:
+        raise LexiconError(str(exc)) from None
 
 
 def infer_pair(name: str) -> tuple[str, str] | None:
