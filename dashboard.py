@@ -1,7 +1,43 @@
-"""CSR Lab dashboard: `streamlit run dashboard.py` (or `make run`)."""
+"""CSR Lab dashboard: `streamlit run dashboard.py` (or `make run`).
 
-import streamlit as st
+A router only: every page is one file in `app_pages/` (thin: widgets → csr_core calls → csr_core.viz figures).
+Page titles and URL paths are stable (the browser suite and benchmarks address pages by them).
 
-st.set_page_config(page_title="CSR Lab", layout="wide")
-st.title("CSR Lab")
-st.write("Code-switched cross-lingual image-text retrieval. Pages arrive with the dashboard issue.")
+The folder is deliberately not named `pages/`: Streamlit still treats a `pages/` folder beside the entry script as
+a legacy multipage app until st.navigation has run once, so a fresh server's first request to /heatmaps (and every
+AppTest run) would execute the page file without this router, and a hand-over rerun would drop button clicks.
+"""
+
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+if str(Path(__file__).resolve().parent) not in sys.path:  # app_pages/ and csr_core/ importable from any cwd
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import streamlit as st  # noqa: E402
+
+st.set_page_config(page_title="CSR Lab", page_icon="🔀", layout="wide")
+
+# (file, title, url_path, icon): url paths are part of the public interface (shareable links).
+PAGES = (
+    ("app_pages/overview.py", "Overview", "overview", "🏠"),
+    ("app_pages/codeswitch.py", "Code-switch explorer", "codeswitch", "🔀"),
+    ("app_pages/heatmaps.py", "R@K heatmaps", "heatmaps", "🟥"),
+    ("app_pages/gaps.py", "Gaps vs typology", "gaps", "📐"),
+    ("app_pages/run_eval.py", "Run eval", "run", "▶️"),
+    ("app_pages/finetune.py", "Fine-tuning", "finetune", "🎯"),
+)
+
+navigation = st.navigation(
+    [st.Page(path, title=title, url_path=url, icon=icon, default=(url == "overview"))
+     for path, title, url, icon in PAGES]
+)
+
+with st.sidebar:
+    from app_pages._ui import sidebar_status
+
+    sidebar_status()
+
+navigation.run()

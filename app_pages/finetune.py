@@ -1,0 +1,181 @@
+"""Fine-tuning arms side by side: R@K per arm and language, Δ vs a baseline arm with paired CIs and Holm tests."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pandas as pd
+import streamlit as st
+
+from csr_core import viz
+from csr_core.dashboard_state import Job, Param, format_duration, pick
+from csr_core.errors import CSRError
+from app_pages._ui import (empty_results_message, load_ranks, load_rows, publish_to_url, remember, restore,
+                       seed_from_url, show_chart, store, valid_choice)
+
+KEYS = ("ft_dataset", "ft_setting", "ft_direction", "ft_k", "ft_baseline", "ft_arms")
+SCHEMA = {"dataset": Param("str", ""), "setting": Param("str", "monolingual", ("monolingual", "multilingual")),
+          "direction": Param("str", "t2i", ("t2i", "i2t")), "k": Param("int", 10, lo=1),
+          "baseline": Param("str", "")}
+restore(KEYS)
+seed_from_url(SCHEMA, {"dataset": "ft_dataset", "setting": "ft_setting", "direction": "ft_direction", "k": "ft_k",
+                       "baseline": "ft_baseline"})
+
+st.title("Fine-tuning arms")
+st.caption("Same budget and seeds per arm (zero-shot, EN-only, BL-CS, ML-CS, translate-train, dictionary). "
+           "Δ is paired on the same queries: bootstrap CI, exact McNemar, Holm across languages.")
+
+
+def arm_label(frame: pd.DataFrame) -> pd.Series:
+    """The arm a row belongs to: its train_arm, or 'zero-shot · model' for untrained models."""
+    models = frame["model"].map(viz.short_model)
+    return frame["train_arm"].where(frame["train_arm"] != "", "zero-shot · " + models)
+
+
+rows = load_rows()
+if rows is None:
+    st.stop()
+recall = rows[(rows["source"] == "ours") & (rows["metric"] == "recall")
+              & rows["setting"].isin(("monolingual", "multilingual"))]
+if recall.empty:
+    empty_results_message() if rows.empty else st.info("No monolingual/multilingual runs of our own yet.")
+else:
+    recall = recall.assign(arm=arm_label(recall).to_numpy())
+    c1, c2, c3, c4 = st.columns(4)
+    datasets = sorted(recall["dataset"].unique())
+    valid_choice("ft_dataset", datasets, datasets[-1])
+    dataset = c1.selectbox("Dataset", datasets, key="ft_dataset")
+    part = recall[recall["dataset"] == dataset]
+    settings = [s for s in ("monolingual", "multilingual") if s in set(part["setting"])]
+    valid_choice("ft_setting", settings, settings[0])
+    setting = c2.selectbox("Setting", settings, key="ft_setting")
+    part = part[part["setting"] == setting]
+    directions = [d for d in ("t2i", "i2t") if d in set(part["direction"])]
+    valid_choice("ft_direction", directions, pick("t2i", directions))
+    direction = c3.selectbox("Direction", directions, key="ft_direction")
+    part = part[part["direction"] == direction]
+    ks = sorted(int(k) for k in part["k"].unique())
+    valid_choice("ft_k", ks, pick(10, ks))
+    k = int(c4.selectbox("K", ks, key="ft_k"))
+    part = part[part["k"] == k]
+
+    # one run per arm: the latest (run ids sort by time)
+    latest = part.sort_values("run_id").groupby("arm")["run_id"].last()
+    older = part.groupby("arm")["run_id"].nunique()
+    repeated = [arm for arm, n in older.items() if n > 1]
+    if repeated:
+        st.caption(f"Several runs for {', '.join(repeated)}: the latest of each is shown.")
+    part = part[part["run_id"].isin(set(latest))]
+    arms = sorted(latest.index)
+    default_base = next((a for a in arms if a.lower() in ("en-only", "en_only", "en")), arms[0])
+    valid_choice("ft_baseline", arms, default_base)
+    baseline = st.selectbox("Baseline arm", arms, key="ft_baseline")
+    others = [a for a in arms if a != baseline]
+    if st.session_state.get("_ft_last_baseline") not in (None, baseline):
+        st.session_state["ft_arms"] = others  # a new baseline: compare every other arm against it
+    st.session_state["_ft_last_baseline"] = baseline
+    valid_choice("ft_arms", others, others)
+    chosen = st.multiselect("Arms to compare", others, key="ft_arms")
+
+    table = viz.recall_table(part, k, by="arm")
+    order = ["en"] + sorted(set(table["lang"]) - {"en"})
+    side = viz.heatmap(table[table["arm"].isin([baseline] + chosen)], x="lang", y="arm", x_order=order,
+                       y_order=[baseline] + chosen, value_label=f"R@{k} %",
+                       title=f"{dataset} · {setting} · {direction}: R@{k} per arm and language")
+    show_chart(side, "ft_side", f"arms_{dataset}_{setting}_{direction}_r{k}")
+
+    from csr_core.analysis import compare_runs
+
+    base_ranks = load_ranks(str(latest[baseline]))
+    deltas = []
+    for arm in chosen:
+        ranks = load_ranks(str(latest[arm]))
+        if ranks is None or base_ranks is None:
+            continue
+        try:
+            cmp = compare_runs(ranks, base_ranks, k=k, setting=setting, direction=direction)
+        except CSRError as error:
+            st.warning(f"{arm}: {error}")
+            continue
+        deltas.append(cmp.assign(arm=arm))
+    if deltas:
+        delta = pd.concat(deltas, ignore_index=True)
+        chart = viz.arm_delta_bars(delta, baseline=baseline,
+                                   title=f"Δ R@{k} vs {baseline} per language (95% CI; * Holm p<0.05)")
+        chart.fig.update_xaxes(categoryorder="array", categoryarray=order)
+        show_chart(chart, "ft_delta", f"arms_delta_{dataset}_{setting}_{direction}_r{k}")
+        en = delta[delta["lang"] == "en"]
+        for _, r in en.iterrows():
+            verdict = "no significant drop" if not (r["significant"] and r["delta"] < 0) else "a significant drop"
+            st.caption(f"EN under {r['arm']}: Δ {r['delta']:+.1f} [{r['ci_low']:+.1f}, {r['ci_high']:+.1f}] — "
+                       f"{verdict} (the paper's claim: monolingual performance stays level).")
+    elif chosen:
+        st.info("The chosen arms have no per-query ranks to compare.")
+    else:
+        st.caption("Pick arms to compare against the baseline.")
+    publish_to_url(SCHEMA, {"dataset": dataset, "setting": setting, "direction": direction, "k": k,
+                            "baseline": baseline})
+    remember(KEYS)
+
+# ---- train one more arm --------------------------------------------------------------------------------------------
+st.subheader("Train one more arm")
+if importlib.util.find_spec("csr_core.finetune") is None:
+    st.info("Training an arm on demand (heads only, through the same background worker) is coming with the "
+            "fine-tuning issue.")
+    st.button("Train arm", key="ft_train", disabled=True)
+else:
+    st.caption("Trains csr-mini projection heads (towers frozen) on the flickr8k-multi30k train photos, then "
+               "evaluates the new arm on the test photos (en, de, fr, cs, monolingual) and lands the rows here. "
+               "The heads are not saved into the package; the run's manifest records how they were trained.")
+    t1, t2, t3 = st.columns(3)
+    try:
+        from csr_core.training.arms import ALL_ARMS  # light: the training module itself imports torch
+    except Exception as error:  # a half-installed training module must not take the page down
+        ALL_ARMS = ()
+        st.warning(f"csr_core.training cannot be imported: {error}")
+    new_arm = t1.text_input("Arm", key="ft_new_arm", placeholder="mlcs-de-fr-cs",
+                            help="Known arms: " + ", ".join(ALL_ARMS))
+    new_seed = int(t2.number_input("Seed", 0, 2**31 - 1, 0, key="ft_new_seed"))
+    max_steps = int(t3.number_input("Max steps", 10, 20000, 1500, step=100, key="ft_new_steps"))
+    job: Job | None = st.session_state.get("ft_job")
+    busy = job is not None and job.snapshot().active
+    if st.button("Train arm", key="ft_train", disabled=busy or not new_arm.strip() or not ALL_ARMS):
+        results = store()
+        arm_name = new_arm.strip()
+
+        def work(progress, cancel):
+            from csr_core.evaluate import EvalConfig, run_evaluation
+            from csr_core.finetune import TrainConfig, finetune
+
+            config = TrainConfig(tower="minilm", arm=arm_name, seed=new_seed, max_steps=max_steps)
+            outcome = finetune(config, out_dir=None, log=lambda message: progress(f"train: {message[:80]}", 0, 0))
+            evaluation = EvalConfig(model=outcome.encoder.name, dataset="flickr8k-multi30k", split="test",
+                                    langs=("en", "de", "fr", "cs"), settings=("monolingual",), seed=new_seed,
+                                    train_arm=arm_name)
+            return run_evaluation(evaluation, encoder=outcome.encoder, store=results, progress=progress,
+                                  cancel=cancel)
+
+        st.session_state["ft_job"] = Job(work, label=arm_name).start()
+
+    def train_panel() -> None:
+        job = st.session_state.get("ft_job")
+        if job is None:
+            return
+        snap = job.snapshot()
+        if snap.active:
+            st.progress(snap.fraction, text=f"{snap.stage}: {snap.done}/{snap.total}" if snap.total else snap.stage)
+            st.caption(f"Elapsed {format_duration(snap.elapsed_s)} · stage ETA {format_duration(snap.stage_eta_s)}")
+            if st.button("Cancel training", key="ft_cancel"):
+                job.cancel()
+            return
+        if st.session_state.get("ft_job_seen") is not job:
+            st.session_state["ft_job_seen"] = job
+            st.rerun()
+        if snap.status == "done":
+            st.success(f"Arm {snap.label} trained and evaluated in {format_duration(snap.elapsed_s)}: run "
+                       f"`{snap.result.run_id}`.")
+        else:
+            st.error(f"Training {snap.label} {snap.status}: {snap.error}")
+
+    ft_job = st.session_state.get("ft_job")
+    st.fragment(train_panel, run_every=1.0 if ft_job is not None and ft_job.snapshot().active else None)()

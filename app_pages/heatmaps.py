@@ -1,0 +1,229 @@
+"""R@K heatmaps: model × language and language × language, a difference heatmap, and a per-query error browser.
+
+Plotly heatmaps give no selection events in Streamlit, so each heatmap is paired with a cell-selectable table
+(`st.dataframe(on_select="rerun", selection_mode="single-cell")`) that drills down into the failing queries.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from csr_core import viz
+from csr_core.dashboard_state import Param, pick, query_table
+from app_pages._ui import (empty_results_message, load_ranks, load_rows, notes_of, publish_to_url,
+                       remember, restore, seed_from_url, show_chart, try_dataset, valid_choice, with_series)
+
+SETTINGS = {"monolingual": "Monolingual (captions ↔ images)", "cross": "Cross-lingual (caption X → caption Y)",
+            "multilingual": "Multilingual gallery", "cs-queries": "Code-switched EN queries"}
+MAX_REF_SERIES = 8
+KEYS = ("hm_dataset", "hm_setting", "hm_direction", "hm_k", "hm_refs", "hm_ref_models", "hm_run", "hm_diff_a",
+        "hm_diff_b")
+SCHEMA = {"dataset": Param("str", ""), "setting": Param("str", "monolingual", tuple(SETTINGS)),
+          "direction": Param("str", "t2i", ("t2i", "i2t", "t2t")), "k": Param("int", 10, lo=1),
+          "refs": Param("bool", True), "run": Param("str", "")}
+restore(KEYS)
+seed_from_url(SCHEMA, {"dataset": "hm_dataset", "setting": "hm_setting", "direction": "hm_direction", "k": "hm_k",
+                       "refs": "hm_refs", "run": "hm_run"})
+
+st.title("R@K heatmaps")
+rows = load_rows()
+if rows is None:
+    st.stop()
+if rows.empty:
+    empty_results_message()
+    st.stop()
+
+recall = rows[rows["metric"] == "recall"]
+c1, c2, c3, c4, c5 = st.columns([2, 2, 1, 1, 1])
+datasets = sorted(recall["dataset"].unique())
+latest = rows[rows["source"] == "ours"].sort_values("run_id")["dataset"]
+valid_choice("hm_dataset", datasets, pick(latest.iloc[-1] if len(latest) else None, datasets))
+dataset = c1.selectbox("Dataset", datasets, key="hm_dataset")
+part = recall[recall["dataset"] == dataset]
+settings = [s for s in SETTINGS if s in set(part["setting"])]
+valid_choice("hm_setting", settings, pick("monolingual", settings))
+setting = c2.selectbox("Setting", settings, key="hm_setting", format_func=SETTINGS.get)
+part = part[part["setting"] == setting]
+directions = [d for d in ("t2i", "i2t", "t2t") if d in set(part["direction"])]
+valid_choice("hm_direction", directions, pick("t2i", directions))
+direction = c3.selectbox("Direction", directions, key="hm_direction")
+part = part[part["direction"] == direction]
+ks = sorted(int(k) for k in part["k"].unique())
+valid_choice("hm_k", ks, pick(10, ks))
+k = int(c4.selectbox("K", ks, key="hm_k"))
+has_refs = bool((part["source"] != "ours").any())
+st.session_state.setdefault("hm_refs", True)
+show_refs = c5.checkbox("References", key="hm_refs", disabled=not has_refs,
+                        help="Show imported open_clip / CLIP_benchmark numbers beside our runs (marked [ref:…])")
+if not show_refs:
+    part = part[part["source"] == "ours"]
+part = with_series(part)
+if has_refs and show_refs:
+    st.caption("Rows marked **[ref:…]** are imported published numbers (not run here; no per-query ranks).")
+    refs = part[part["source"] != "ours"]
+    at_k = refs[refs["k"] == k].groupby("series")["value"].mean().sort_values(ascending=False)
+    ref_series = list(at_k.index)
+    if len(ref_series) > MAX_REF_SERIES:
+        valid_choice("hm_ref_models", ref_series, ref_series[:MAX_REF_SERIES])
+        shown_refs = st.multiselect(f"Reference models ({len(ref_series)} imported; best {MAX_REF_SERIES} at R@{k} "
+                                    "shown by default)", ref_series, key="hm_ref_models")
+        part = part[(part["source"] == "ours") | part["series"].isin(shown_refs)]
+
+run_label = ""
+cell_rows = pd.DataFrame()  # the rows of the heatmap, for mapping a selected cell back to its run
+if setting in ("monolingual", "multilingual"):
+    table = viz.recall_table(part, k).drop_duplicates(["series", "lang"], keep="last")
+    order = ["en"] + sorted(set(table["lang"]) - {"en"})
+    y_order = sorted(set(table["series"]), key=lambda label: ("[ref:" in label, label))
+    chart = viz.heatmap(table, x="lang", y="series", value_label=f"R@{k} %", x_order=order, y_order=y_order,
+                        title=f"{dataset} · {setting} · {direction} · R@{k} (model × caption language)")
+    x_col, y_col = "lang", "series"
+    cell_rows = table
+else:
+    series = sorted(part["series"].unique())
+    latest_series = part.sort_values("run_id")["series"].iloc[-1]
+    valid_choice("hm_run", series, pick(latest_series, series))
+    run_label = st.selectbox("Model / run", series, key="hm_run")
+    chosen = part[part["series"] == run_label]
+    if setting == "cross":
+        table = viz.cross_table(chosen, k)
+        langs = ["en"] + sorted((set(table["query_lang"]) | set(table["doc_lang"])) - {"en"})
+        chart = viz.heatmap(table, x="doc_lang", y="query_lang", value_label=f"R@{k} %", x_order=langs, y_order=langs,
+                            title=f"{run_label}: caption in query_lang → its translation in doc_lang, R@{k}")
+        x_col, y_col = "doc_lang", "query_lang"
+    else:
+        table = viz.cs_curve_table(chosen, k)
+        curve_chart = viz.cs_curve(table, k=k, title=f"{run_label}: R@{k} of EN queries switched with probability p")
+        show_chart(curve_chart, "hm_cs_curve", f"cs_curve_{dataset}_r{k}")
+        table = table.assign(p=table["cs_p"].map(lambda v: f"{v:g}"))
+        chart = viz.heatmap(table, x="p", y="curve", value_label=f"R@{k} %",
+                            title=f"{run_label}: R@{k} by switching mode/languages × p")
+        x_col, y_col = "p", "curve"
+    cell_rows = table.assign(run_id=chosen["run_id"].iloc[0] if len(chosen) else "")
+
+show_chart(chart, "hm_main", f"heatmap_{dataset}_{setting}_{direction}_r{k}")
+notes_of(part[part["k"] == k])
+
+if setting == "multilingual":
+    share = with_series(rows[(rows["dataset"] == dataset) & (rows["setting"] == "multilingual")
+                             & (rows["metric"] == "lang_share")])
+    if len(share):
+        share_table = share.assign(lang=share["doc_lang"])[["series", "lang", "value", "n_queries"]]
+        show_chart(viz.lang_share_bars(share_table, title="Language of the top-1 caption for each image query"),
+                   "hm_share", f"lang_share_{dataset}")
+
+# ---- cell-selectable table → per-query error browser -------------------------------------------------------------
+st.subheader("Drill down: pick a cell")
+if chart.table.empty:
+    st.info("Nothing to drill into for this selection.")
+else:
+    wide = chart.table.pivot(index=y_col, columns=x_col, values="value")
+    x_order = [c for c in chart.fig.data[0].x] if len(chart.fig.data) else list(wide.columns)
+    wide = wide.reindex(columns=[c for c in x_order if c in wide.columns]).round(1)
+    wide.columns = [str(c) for c in wide.columns]
+    event = st.dataframe(wide.reset_index(), key="hm_cells", on_select="rerun", selection_mode="single-cell",
+                         hide_index=True)
+    cells = list(getattr(event.selection, "cells", []) or []) if event is not None else []
+    if not cells:
+        st.caption("Select a value in the table to list the queries that fail there.")
+    else:
+        row_index, column = cells[0]
+        frame = wide.reset_index()
+        if column == y_col or row_index >= len(frame):
+            st.caption("Select a value cell (not the row label).")
+        else:
+            y_value = frame.iloc[row_index][y_col]
+            match = cell_rows[(cell_rows[y_col].astype(str) == str(y_value))
+                              & (cell_rows[x_col].astype(str) == str(column))]
+            run_id = str(match["run_id"].iloc[0]) if len(match) else ""
+            st.markdown(f"**{y_value} · {column}** — run `{run_id}`")
+            ranks = load_ranks(run_id)
+            if ranks is None:
+                st.info("Reference rows are published aggregates: they carry no per-query ranks to browse.")
+            else:
+                split = str(rows.loc[rows["run_id"] == run_id, "split"].iloc[0])
+                data = try_dataset(dataset, split)
+                kwargs = dict(setting=setting, direction=direction, k=k)
+                if setting == "cross":
+                    kwargs.update(lang=str(y_value), doc_lang=str(column))
+                elif setting == "cs-queries":
+                    m = match.iloc[0]
+                    kwargs.update(lang="en", cs_mode=m["cs_mode"], cs_langs=m["cs_langs"], cs_p=float(m["cs_p"]))
+                else:
+                    kwargs.update(lang=str(column))
+                queries = query_table(ranks, data, **kwargs)
+                failing = queries[~queries["hit"]]
+                q1, q2, q3 = st.columns(3)
+                q1.metric("Queries", len(queries))
+                q2.metric(f"Fail (rank > {k})", len(failing))
+                q3.metric("Median rank", f"{queries['rank'].median():.0f}" if len(queries) else "—")
+                if setting == "cs-queries":
+                    st.caption("Captions are shown before switching (the switched text is regenerated, not stored).")
+                picked = st.dataframe(failing.drop(columns=["image"]), key="hm_queries", on_select="rerun",
+                                      selection_mode="single-row", hide_index=True, height=260)
+                st.download_button("CSV", queries.to_csv(index=False).encode("utf-8"), key="hm_queries_csv",
+                                   file_name=f"queries_{run_id}_{setting}_{direction}_{y_value}_{column}.csv",
+                                   mime="text/csv")
+                selected_rows = list(getattr(picked.selection, "rows", []) or []) if picked is not None else []
+                if len(failing):
+                    q = failing.iloc[selected_rows[0] if selected_rows else 0]
+                    i1, i2 = st.columns([1, 2])
+                    if q["image"]:
+                        i1.image(q["image"], caption=str(q["query_id"]), width=300)
+                    i2.markdown(f"**Query** `{q['query_id']}` — rank **{q['rank']}**")
+                    i2.write(q["caption"] or "(caption not available here)")
+
+# ---- difference between two runs / arms ---------------------------------------------------------------------------
+st.subheader("Difference between two runs or arms")
+ours = part[part["source"] == "ours"]
+options = sorted(ours["series"].unique())
+if len(options) < 2:
+    st.caption("Two runs of this dataset/setting are needed for a difference heatmap.")
+else:
+    valid_choice("hm_diff_a", options, options[-1])
+    valid_choice("hm_diff_b", options, options[0])
+    d1, d2 = st.columns(2)
+    a_label = d1.selectbox("A", options, key="hm_diff_a")
+    b_label = d2.selectbox("B (subtracted)", options, key="hm_diff_b")
+    a_rows, b_rows = ours[ours["series"] == a_label], ours[ours["series"] == b_label]
+    compare = None
+    if setting == "cross":
+        a_t, b_t = viz.cross_table(a_rows, k), viz.cross_table(b_rows, k)
+        diff = viz.delta_table(a_t, b_t, ["query_lang", "doc_lang"])
+        dx, dy = "doc_lang", "query_lang"
+    elif setting == "cs-queries":
+        a_t, b_t = viz.cs_curve_table(a_rows, k), viz.cs_curve_table(b_rows, k)
+        diff = viz.delta_table(a_t, b_t, ["curve", "cs_p"])
+        diff["p"] = diff["cs_p"].map(lambda v: f"{v:g}")
+        dx, dy = "p", "curve"
+    else:
+        frames = []
+        for kk in ks:
+            frames.append(viz.delta_table(viz.recall_table(a_rows, kk), viz.recall_table(b_rows, kk), ["lang"])
+                          .assign(metric=f"R@{kk}"))
+        diff = pd.concat(frames, ignore_index=True)
+        dx, dy = "lang", "metric"
+        a_run, b_run = a_rows["run_id"].iloc[0], b_rows["run_id"].iloc[0]
+        ranks_a, ranks_b = load_ranks(a_run), load_ranks(b_run)
+        if ranks_a is not None and ranks_b is not None:
+            from csr_core.analysis import compare_runs
+
+            compare = compare_runs(ranks_a, ranks_b, k=k, setting=setting, direction=direction)
+            ci = compare[["lang", "ci_low", "ci_high", "n"]].rename(columns={"n": "n_queries"}).assign(
+                metric=f"R@{k}")
+            diff = diff.merge(ci, on=["lang", "metric"], how="left")
+    diff_order = ["en"] + sorted(set(diff[dx]) - {"en"}) if dx in ("lang", "doc_lang") else None
+    diff_chart = viz.difference_heatmap(diff, x=dx, y=dy, title=f"A − B: {a_label} minus {b_label}",
+                                        x_order=diff_order)
+    show_chart(diff_chart, "hm_diff", f"difference_{dataset}_{setting}_{direction}")
+    if setting in ("monolingual", "multilingual") and compare is not None and len(compare):
+        st.markdown(f"**Paired comparison at R@{k}** (same queries; bootstrap CI, exact McNemar, Holm across "
+                    "languages)")
+        st.dataframe(compare, key="hm_compare", hide_index=True)
+        st.download_button("CSV", compare.to_csv(index=False).encode("utf-8"), key="hm_compare_csv",
+                           file_name=f"compare_{dataset}_{setting}_{direction}_r{k}.csv", mime="text/csv")
+
+publish_to_url(SCHEMA, {"dataset": dataset, "setting": setting, "direction": direction, "k": k, "refs": show_refs,
+                        "run": run_label or None})
+remember(KEYS)

@@ -1,0 +1,484 @@
+"""Streamlit-free helpers behind the dashboard pages (so they are unit-testable and never touch `st.*`).
+
+- `Job`: a callable run on a daemon thread; progress, ETA, cancel and outcome live in plain locked fields that a
+  polling fragment reads. The worker never calls streamlit.
+- `EncoderPool`: loaded encoders shared by a server process (the page wraps one pool in `st.cache_resource`);
+  loading happens under a lock, on the worker thread, never during a rerun.
+- `Param` / `decode_params` / `encode_params`: the shareable part of a page's state in its URL query string.
+- `save_upload`: uploads land in a per-session temp folder with name, type and size checks; they are read as
+  bytes/text only (never executed, imported or unpickled).
+- `highlight_html`, `lang_colors`: code-switched text with replaced spans coloured by language (HTML-escaped).
+- `query_table`, `group_contrast`: the per-query error browser and the close-vs-distant comparison.
+"""
+
+from __future__ import annotations
+
+import atexit
+import html
+import math
+import re
+import shutil
+import tempfile
+import threading
+import time
+import traceback
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from csr_core.errors import CancelledError, DataError
+
+# ---- background jobs ---------------------------------------------------------------------------------------------
+ProgressFn = Callable[[str, int, int], None]
+JobTarget = Callable[[ProgressFn, threading.Event], Any]
+RUNNING, DONE, FAILED, CANCELLED, PENDING = "running", "done", "failed", "cancelled", "pending"
+
+
+@dataclass(frozen=True)
+class JobSnapshot:
+    """A consistent copy of a job's state, safe to render from the script thread."""
+
+    label: str
+    status: str
+    stage: str
+    done: int
+    total: int
+    elapsed_s: float
+    stage_eta_s: float | None
+    stages_done: tuple[str, ...]
+    result: Any = None
+    error: str = ""
+    cancel_requested: bool = False
+
+    @property
+    def active(self) -> bool:
+        return self.status in (PENDING, RUNNING)
+
+    @property
+    def fraction(self) -> float:
+        return min(1.0, self.done / self.total) if self.total > 0 else 0.0
+
+
+class Job:
+    """Runs `target(progress, cancel_event)` on a daemon thread. `progress(stage, done, total)` may be called
+    from the target; it raises CancelledError once `cancel()` was asked, so long work stops between batches."""
+
+    def __init__(self, target: JobTarget, label: str = "job", clock: Callable[[], float] = time.monotonic):
+        self.label = label
+        self.cancel_event = threading.Event()
+        self._target = target
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._status = PENDING
+        self._stage = ""
+        self._done = 0
+        self._total = 0
+        self._started: float | None = None
+        self._finished: float | None = None
+        self._stage_started: float | None = None
+        self._stage_first: tuple[float, int] | None = None
+        self._stages_done: list[str] = []
+        self._result: Any = None
+        self._error = ""
+        self.traceback = ""
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> "Job":
+        with self._lock:
+            if self._thread is not None:
+                raise RuntimeError(f"job {self.label!r} was already started")
+            self._started = self._clock()
+            self._status = RUNNING
+            self._thread = threading.Thread(target=self._run, name=f"csr-job-{self.label}", daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        try:
+            result = self._target(self.progress, self.cancel_event)
+        except CancelledError as error:
+            self._finish(CANCELLED, error=str(error))
+        except BaseException as error:  # the page must show any failure, not a dead thread
+            self.traceback = traceback.format_exc()
+            self._finish(FAILED, error=f"{type(error).__name__}: {error}")
+        else:
+            if self.cancel_event.is_set():
+                # finished anyway (the cancel came after the last check): keep the result, say so
+                self._finish(DONE, result=result, error="cancel came too late: the job had already finished")
+            else:
+                self._finish(DONE, result=result)
+
+    def _finish(self, status: str, result: Any = None, error: str = "") -> None:
+        with self._lock:
+            self._status, self._result, self._error = status, result, error
+            self._finished = self._clock()
+            if self._stage and (not self._stages_done or self._stages_done[-1] != self._stage):
+                if status == DONE:
+                    self._stages_done.append(self._stage)
+
+    def progress(self, stage: str, done: int, total: int) -> None:
+        """Record progress; a new stage label starts a new ETA clock. Raises CancelledError after cancel()."""
+        if self.cancel_event.is_set():
+            raise CancelledError(f"{self.label}: cancelled")
+        now = self._clock()
+        with self._lock:
+            if stage != self._stage:
+                if self._stage:
+                    self._stages_done.append(self._stage)
+                self._stage, self._stage_started, self._stage_first = stage, now, None
+            if self._stage_first is None:
+                self._stage_first = (now, int(done))
+            self._done, self._total = int(done), int(total)
+
+    def cancel(self) -> None:
+        self.cancel_event.set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the job ends (tests, CLI); True when it ended."""
+        if self._thread is None:
+            return False
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def snapshot(self) -> JobSnapshot:
+        with self._lock:
+            now = self._finished if self._finished is not None else self._clock()
+            elapsed = 0.0 if self._started is None else max(0.0, now - self._started)
+            eta = None
+            if self._status == RUNNING and self._stage_first is not None and self._total > 0:
+                t0, d0 = self._stage_first
+                rate_done = self._done - d0
+                spent = now - t0
+                if rate_done > 0 and spent > 0:
+                    eta = spent / rate_done * max(0, self._total - self._done)
+            return JobSnapshot(self.label, self._status, self._stage, self._done, self._total, elapsed, eta,
+                               tuple(self._stages_done), self._result, self._error, self.cancel_event.is_set())
+
+
+def format_duration(seconds: float | None) -> str:
+    """'—' for unknown, '42 s', '3 min 05 s', '1 h 02 min'."""
+    if seconds is None or not math.isfinite(seconds):
+        return "—"
+    seconds = max(0, int(round(seconds)))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+
+
+# ---- encoders ----------------------------------------------------------------------------------------------------
+class EncoderPool:
+    """At most `max_size` loaded encoders, least recently used evicted; loads are serialised by one lock so two
+    sessions asking for the same model load it once."""
+
+    def __init__(self, loader: Callable[[str], Any] | None = None, max_size: int = 2):
+        self._loader = loader
+        self._max = max(1, int(max_size))
+        self._lock = threading.Lock()
+        self._items: OrderedDict[str, Any] = OrderedDict()
+
+    def get(self, name: str) -> Any:
+        with self._lock:
+            if name in self._items:
+                self._items.move_to_end(name)
+                return self._items[name]
+            loader = self._loader
+            if loader is None:
+                from csr_core.encoders.registry import load_encoder as loader
+            encoder = loader(name)
+            self._items[name] = encoder
+            while len(self._items) > self._max:
+                self._items.popitem(last=False)
+            return encoder
+
+    def names(self) -> list[str]:
+        with self._lock:
+            return list(self._items)
+
+
+# ---- query parameters --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Param:
+    """One shareable setting: kind is str | int | float | bool | list (comma-separated strings)."""
+
+    kind: str
+    default: Any
+    choices: tuple[Any, ...] | None = None
+    lo: float | None = None
+    hi: float | None = None
+
+
+def _parse(raw: str, spec: Param) -> Any:
+    if spec.kind == "str":
+        value: Any = raw
+    elif spec.kind == "int":
+        value = int(raw)
+    elif spec.kind == "float":
+        value = float(raw)
+        if not math.isfinite(value):
+            raise ValueError("not finite")
+    elif spec.kind == "bool":
+        low = raw.strip().lower()
+        if low not in ("1", "0", "true", "false", "yes", "no"):
+            raise ValueError("not a boolean")
+        value = low in ("1", "true", "yes")
+    elif spec.kind == "list":
+        value = [part for part in (p.strip() for p in raw.split(",")) if part]
+    else:
+        raise ValueError(f"unknown kind {spec.kind}")
+    if spec.kind in ("int", "float"):
+        if spec.lo is not None and value < spec.lo or spec.hi is not None and value > spec.hi:
+            raise ValueError(f"outside [{spec.lo}, {spec.hi}]")
+    if spec.choices is not None:
+        items = value if spec.kind == "list" else [value]
+        if any(item not in spec.choices for item in items):
+            raise ValueError(f"not one of {list(spec.choices)}")
+    return value
+
+
+def decode_params(raw: Mapping[str, Any], schema: Mapping[str, Param]) -> tuple[dict[str, Any], list[str]]:
+    """Values for every schema key (defaults where absent or invalid) and a list of what was ignored and why."""
+    values: dict[str, Any] = {}
+    problems: list[str] = []
+    for name, spec in schema.items():
+        if name not in raw:
+            values[name] = spec.default
+            continue
+        text = raw[name]
+        if isinstance(text, (list, tuple)):
+            text = text[-1] if text else ""
+        try:
+            values[name] = _parse(str(text), spec)
+        except (ValueError, TypeError) as error:
+            problems.append(f"URL parameter {name}={text!r} ignored ({error})")
+            values[name] = spec.default
+    return values, problems
+
+
+def encode_params(values: Mapping[str, Any], schema: Mapping[str, Param]) -> dict[str, str]:
+    """Strings for the URL; keys outside the schema are left out, floats use the shortest exact form."""
+    out: dict[str, str] = {}
+    for name, spec in schema.items():
+        if name not in values or values[name] is None:
+            continue
+        value = values[name]
+        if spec.kind == "list":
+            out[name] = ",".join(str(v) for v in value)
+        elif spec.kind == "bool":
+            out[name] = "1" if value else "0"
+        elif spec.kind == "float":
+            out[name] = repr(float(value))
+        else:
+            out[name] = str(value)
+    return out
+
+
+def pick(value: Any, options: Sequence[Any], default: Any = None) -> Any:
+    """`value` when it is one of `options`, else `default` (else the first option, else None)."""
+    if value in options:
+        return value
+    if default in options:
+        return default
+    return options[0] if len(options) else None
+
+
+# ---- uploads -----------------------------------------------------------------------------------------------------
+LEXICON_EXTENSIONS: tuple[str, ...] = (".txt", ".dict", ".tsv", ".gz")
+MAX_LEXICON_BYTES = 20 * 2**20
+_created_dirs: list[Path] = []
+_dirs_lock = threading.Lock()
+
+
+def new_upload_dir() -> Path:
+    """A fresh private temp folder for one browser session's uploads (removed at interpreter exit)."""
+    folder = Path(tempfile.mkdtemp(prefix="csr-upload-"))
+    with _dirs_lock:
+        _created_dirs.append(folder)
+    return folder
+
+
+@atexit.register
+def _remove_upload_dirs() -> None:
+    with _dirs_lock:
+        for folder in _created_dirs:
+            shutil.rmtree(folder, ignore_errors=True)
+        _created_dirs.clear()
+
+
+def safe_filename(name: str) -> str:
+    """The base name of an upload with anything but letters, digits, '.', '-', '_' replaced; never hidden/empty."""
+    base = re.split(r"[\\/]", str(name))[-1]
+    base = re.sub(r"[^A-Za-z0-9._-]", "_", base).lstrip(".")
+    return base[:120] or "upload"
+
+
+def save_upload(folder: Path, name: str, data: bytes, *, allowed: Sequence[str] = LEXICON_EXTENSIONS,
+                max_bytes: int = MAX_LEXICON_BYTES) -> Path:
+    """Check name, type and size, then write the bytes into `folder` (atomic rename); DataError when refused."""
+    safe = safe_filename(name)
+    lower = safe.lower()
+    if not any(lower.endswith(ext) for ext in allowed):
+        raise DataError(f"upload {name!r}: file type not accepted; use one of {', '.join(allowed)}")
+    if len(data) > max_bytes:
+        raise DataError(f"upload {name!r}: {len(data) / 2**20:.1f} MiB is over the {max_bytes / 2**20:.0f} MiB limit")
+    if not data:
+        raise DataError(f"upload {name!r} is empty")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / safe
+    temp = folder / f".{safe}.part"
+    temp.write_bytes(data)
+    temp.replace(target)
+    return target
+
+
+# ---- code-switched text as HTML ----------------------------------------------------------------------------------
+LANG_PALETTE: tuple[str, ...] = ("#fde68a", "#bfdbfe", "#bbf7d0", "#fecaca", "#ddd6fe", "#fbcfe8", "#fed7aa",
+                                 "#a5f3fc", "#d9f99d", "#e5e7eb")
+
+
+def lang_colors(langs: Iterable[str]) -> dict[str, str]:
+    """A stable background colour per language, in the order given."""
+    return {lang: LANG_PALETTE[i % len(LANG_PALETTE)] for i, lang in enumerate(dict.fromkeys(langs))}
+
+
+def highlight_html(text: str, spans: Iterable[tuple[int, int, str, str]], colors: Mapping[str, str]) -> str:
+    """`text` as escaped HTML with each (start, end, lang, tooltip) span in a coloured <mark>; overlaps refused."""
+    parts: list[str] = []
+    cursor = 0
+    for start, end, lang, tip in sorted(spans, key=lambda s: (s[0], s[1])):
+        if start < cursor or end < start or end > len(text):
+            raise DataError(f"highlight span ({start}, {end}) overlaps or lies outside a text of length {len(text)}")
+        parts.append(html.escape(text[cursor:start]))
+        colour = colors.get(lang, LANG_PALETTE[-1])
+        parts.append(f'<mark class="cs-span" data-lang="{html.escape(lang)}" title="{html.escape(tip)}" '
+                     f'style="background:{colour};padding:0 2px;border-radius:3px">{html.escape(text[start:end])}'
+                     f'<sub style="font-size:0.65em;opacity:0.7">{html.escape(lang)}</sub></mark>')
+        cursor = end
+    parts.append(html.escape(text[cursor:]))
+    return "".join(parts)
+
+
+def switched_html(switched: Any, colors: Mapping[str, str]) -> tuple[str, str]:
+    """(original, switched) HTML for a `codeswitch.SwitchedText`: source words and their replacements highlighted."""
+    spans = switched.spans
+    original = highlight_html(switched.original, [(s.src_start, s.src_end, s.lang, f"→ {s.replacement}")
+                                                  for s in spans], colors)
+    output = highlight_html(switched.text, [(s.out_start, s.out_end, s.lang, f"{s.source} → {s.replacement}")
+                                            for s in spans], colors)
+    return original, output
+
+
+# ---- per-query error browser -------------------------------------------------------------------------------------
+def query_table(ranks: pd.DataFrame, dataset: Any | None, *, setting: str, direction: str, lang: str,
+                doc_lang: str | None = None, k: int = 10, cs_mode: str = "", cs_langs: str = "",
+                cs_p: float | None = None) -> pd.DataFrame:
+    """Per-query ranks of one heatmap cell joined with what the query was: caption text and image file.
+
+    Columns: query_id, rank, hit (rank <= k), caption, image (path or ""), sorted worst first. `lang` is the
+    caption-side language (doc_lang for i2t); `dataset` (an ImageTextSet of the run's split) may be None when the
+    data is not available here, leaving caption/image empty.
+    """
+    mask = (ranks["setting"] == setting) & (ranks["direction"] == direction)
+    if setting == "cs-queries":
+        mask &= (ranks["cs_mode"] == cs_mode) & (ranks["cs_langs"] == cs_langs)
+        if cs_p is not None:
+            mask &= np.isclose(ranks["cs_p"].astype(float), float(cs_p))
+    elif direction == "i2t":
+        mask &= ranks["doc_lang"] == lang
+    elif setting == "cross":
+        mask &= (ranks["query_lang"] == lang) & (ranks["doc_lang"] == (doc_lang or ""))
+    else:
+        mask &= ranks["query_lang"] == lang
+    part = ranks.loc[mask, ["query_id", "rank"]].copy()
+    part["rank"] = part["rank"].astype(int)
+    part["hit"] = part["rank"] <= int(k)
+    captions: list[str] = []
+    images: list[str] = []
+    index = {image_id: row for row, image_id in enumerate(dataset.image_ids)} if dataset is not None else {}
+    caption_lang = "en" if setting == "cs-queries" else lang
+    for query_id in part["query_id"]:
+        caption, image = "", ""
+        qid = str(query_id)
+        if setting == "multilingual" and direction == "t2i" and ":" in qid:
+            caption_lang, qid = qid.split(":", 1)  # pooled gallery ids are "<lang>:<image>#<j>"
+        image_id, _, j = qid.partition("#")
+        row = index.get(image_id)
+        if row is not None:
+            per_image = dataset.captions.get(caption_lang, [[]] * len(dataset.image_ids))[row]
+            if j.isdigit() and int(j) < len(per_image):
+                caption = per_image[int(j)]
+            elif not j and per_image:
+                caption = per_image[0]  # image query: show its first caption in that language
+            if dataset.image_paths is not None:
+                image = str(dataset.image_paths[row])
+        captions.append(caption)
+        images.append(image)
+    part["caption"] = captions
+    part["image"] = images
+    return part.sort_values(["rank", "query_id"], ascending=[False, True]).reset_index(drop=True)
+
+
+def group_contrast(ranks: pd.DataFrame, groups: Mapping[str, str], *, k: int = 10, setting: str = "monolingual",
+                   direction: str = "t2i", pivot: str = "en", seed: int = 0,
+                   n_resamples: int = 1000) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Gap to the pivot per language group (close / distant), paired on the queries every language shares.
+
+    Per query: hit(pivot) − mean hit over the group's languages, in points; a bootstrap CI per group and a paired
+    permutation test close vs distant on the same queries. Returns (table[group, value, ci_low, ci_high, n, langs],
+    test{diff, p_value, n, note}).
+    """
+    from csr_core.metrics import hits_at_k
+    from csr_core.stats import bootstrap_ci, paired_test
+
+    cols = ["group", "value", "ci_low", "ci_high", "n", "langs"]
+    mask = (ranks["setting"] == setting) & (ranks["direction"] == direction) & (ranks["cs_mode"].fillna("") == "")
+    part = ranks[mask]
+    lang_of = part["query_lang"].where(part["query_lang"] != "img", part["doc_lang"])
+    by_lang = {lang: frame.set_index("query_id")["rank"] for lang, frame in part.groupby(lang_of)}
+    test: dict[str, Any] = {"diff": math.nan, "p_value": math.nan, "n": 0, "note": ""}
+    if pivot not in by_lang:
+        test["note"] = f"no {setting}/{direction} ranks in the pivot language {pivot!r}"
+        return pd.DataFrame(columns=cols), test
+    members = {g: [lang for lang, grp in groups.items() if grp == g and lang in by_lang and lang != pivot]
+               for g in ("close", "distant")}
+    shared = by_lang[pivot].index
+    for langs in members.values():
+        for lang in langs:
+            shared = shared.intersection(by_lang[lang].index)
+    shared = shared.sort_values()
+    per_query: dict[str, np.ndarray] = {}
+    records = []
+    if len(shared):
+        pivot_hits = hits_at_k(by_lang[pivot].loc[shared].to_numpy(), k).astype(float)
+        for group, langs in members.items():
+            if not langs:
+                continue
+            group_hits = np.mean([hits_at_k(by_lang[lang].loc[shared].to_numpy(), k) for lang in langs], axis=0)
+            values = 100.0 * (pivot_hits - group_hits)
+            per_query[group] = values
+            low, high = bootstrap_ci(values, seed=seed, n_resamples=n_resamples)
+            records.append({"group": group, "value": float(values.mean()), "ci_low": low, "ci_high": high,
+                            "n": int(len(values)), "langs": ",".join(langs)})
+    missing = [g for g, langs in members.items() if not langs]
+    if missing:
+        test["note"] = f"no language of this run is in the {' / '.join(missing)} group"
+    elif not len(shared):
+        test["note"] = "the languages share no query ids, so groups cannot be compared on the same queries"
+    else:
+        a, b = per_query["close"], per_query["distant"]
+        note = "gap(close) − gap(distant), paired permutation test on shared queries"
+        if int(np.sum(a != b)) < 2:
+            # exact: with at most one differing query every sign flip gives the same |difference| (scipy refuses
+            # to permute a single observation)
+            test.update(diff=float(np.mean(a) - np.mean(b)), p_value=1.0, n=int(len(a)),
+                        note=note + " (fewer than two queries differ: p = 1 exactly)")
+        else:
+            result = paired_test(a, b, method="permutation", seed=seed)
+            test.update(diff=result.diff, p_value=result.p_value, n=result.n, note=note)
+    return pd.DataFrame(records, columns=cols), test

@@ -1,0 +1,391 @@
+"""Plotly figure builders shared by the dashboard pages and the CLI's PNG export (no streamlit here).
+
+Every builder takes a tidy table and returns a `Chart`: the figure *and* the exact table it plots, so a page can
+show the numbers under each chart and offer them as CSV. `*_table` helpers turn results rows
+(`csr_core.results.ROW_COLUMNS`) into those tables. Recall values are percent in [0, 100] (docs/conventions.md).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+import plotly.express as px
+import plotly.graph_objects as go
+
+from csr_core.errors import CSRError, DataError
+
+# Qualitative palette (plotly's default) so a language / arm keeps its colour across charts of one page.
+PALETTE: tuple[str, ...] = tuple(px.colors.qualitative.Plotly)
+SEQUENTIAL = "Viridis"
+DIVERGING = "RdBu"
+NO_DATA = "no data for this selection"
+
+
+@dataclass
+class Chart:
+    """A figure and the tidy table behind it (what a page shows under the chart and exports as CSV)."""
+
+    fig: go.Figure
+    table: pd.DataFrame
+    title: str = ""
+    notes: list[str] = field(default_factory=list)
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    def csv(self) -> bytes:
+        return self.table.to_csv(index=False).encode("utf-8")
+
+
+def _need(table: pd.DataFrame, columns: Iterable[str], what: str) -> None:
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise DataError(f"{what}: table lacks column(s) {missing}; it has {list(table.columns)}")
+
+
+def _empty(title: str, table: pd.DataFrame, note: str = NO_DATA) -> Chart:
+    fig = go.Figure()
+    fig.add_annotation(text=note, x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False, font=dict(size=16))
+    fig.update_layout(title=title, xaxis=dict(visible=False), yaxis=dict(visible=False), height=300)
+    return Chart(fig, table.reset_index(drop=True), title, [note])
+
+
+def _ordered(values: Iterable[Any], order: Sequence[Any] | None) -> list[Any]:
+    seen = list(dict.fromkeys(values))
+    if not order:
+        return seen
+    first = [v for v in order if v in seen]
+    return first + [v for v in seen if v not in first]
+
+
+def _num(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+# ---- heatmaps ----------------------------------------------------------------------------------------------------
+def heatmap(table: pd.DataFrame, x: str, y: str, *, value: str = "value", title: str = "", value_label: str = "R@K %",
+            zmin: float | None = 0.0, zmax: float | None = 100.0, fmt: str = ".1f", x_order: Sequence | None = None,
+            y_order: Sequence | None = None, colorscale: str = SEQUENTIAL) -> Chart:
+    """Cells annotated with their value (text_auto); 95% CI and query count on hover (customdata)."""
+    _need(table, (x, y, value), "heatmap")
+    if table[[x, y]].duplicated().any():
+        dup = table[table[[x, y]].duplicated(keep=False)].iloc[0]
+        raise DataError(f"heatmap: two rows for cell ({y}={dup[y]!r}, {x}={dup[x]!r}); pick one run/arm per row first")
+    cols = [c for c in (y, x, value, "ci_low", "ci_high", "n_queries") if c in table.columns]
+    tidy = table[cols].reset_index(drop=True)
+    if tidy.empty:
+        return _empty(title, tidy)
+    xs = _ordered(tidy[x], x_order)
+    ys = _ordered(tidy[y], y_order)
+
+    def grid(column: str) -> np.ndarray:
+        if column not in tidy.columns:
+            return np.full((len(ys), len(xs)), np.nan)
+        wide = tidy.pivot(index=y, columns=x, values=column).reindex(index=ys, columns=xs)
+        return wide.to_numpy(dtype=float)
+
+    z = grid(value)
+    custom = np.dstack([grid("ci_low"), grid("ci_high"), grid("n_queries")])
+    fig = px.imshow(z, x=[str(v) for v in xs], y=[str(v) for v in ys], text_auto=fmt, aspect="auto",
+                    color_continuous_scale=colorscale, zmin=zmin, zmax=zmax,
+                    labels=dict(x=x, y=y, color=value_label))
+    fig.update_traces(customdata=custom, hovertemplate=(
+        f"{y}=%{{y}}<br>{x}=%{{x}}<br>{value_label} %{{z:{fmt}}}"
+        "<br>95% CI [%{customdata[0]:.1f}, %{customdata[1]:.1f}]<br>n=%{customdata[2]}<extra></extra>"))
+    fig.update_layout(title=title, height=max(280, 90 + 42 * len(ys)), margin=dict(l=10, r=10, t=80, b=10))
+    fig.update_xaxes(side="top", type="category", title=None)
+    fig.update_yaxes(type="category")
+    return Chart(fig, tidy, title)
+
+
+def difference_heatmap(table: pd.DataFrame, x: str, y: str, *, value: str = "delta", title: str = "",
+                       value_label: str = "Δ points", fmt: str = "+.1f", x_order: Sequence | None = None,
+                       y_order: Sequence | None = None) -> Chart:
+    """A − B on a diverging scale centred on zero (colour says the sign, not the size of the plain values)."""
+    _need(table, (x, y, value), "difference_heatmap")
+    finite = pd.to_numeric(table[value], errors="coerce").abs()
+    span = float(finite.max()) if finite.notna().any() and float(finite.max()) > 0 else 1.0
+    chart = heatmap(table, x, y, value=value, title=title, value_label=value_label, zmin=-span, zmax=span, fmt=fmt,
+                    x_order=x_order, y_order=y_order, colorscale=DIVERGING)
+    if chart.table.empty:
+        return chart
+    chart.fig.update_layout(coloraxis=dict(cmid=0.0, cmin=-span, cmax=span))
+    for column in ("value_a", "value_b"):
+        if column in table.columns:
+            chart.table[column] = table[column].to_numpy()
+    chart.stats["color_midpoint"] = 0.0
+    return chart
+
+
+# ---- bars --------------------------------------------------------------------------------------------------------
+def bars_with_ci(table: pd.DataFrame, x: str, *, y: str = "value", color: str | None = None, title: str = "",
+                 y_label: str = "R@K %", x_order: Sequence | None = None, text: str | None = None) -> Chart:
+    """Grouped bars with asymmetric 95% CI error bars (when ci_low/ci_high are present and finite)."""
+    _need(table, [c for c in (x, y, color) if c], "bars_with_ci")
+    tidy = table.reset_index(drop=True).copy()
+    if tidy.empty:
+        return _empty(title, tidy)
+    has_ci = {"ci_low", "ci_high"} <= set(tidy.columns)
+    kwargs: dict[str, Any] = {}
+    if has_ci:
+        tidy["_err_plus"] = (tidy["ci_high"] - tidy[y]).clip(lower=0)
+        tidy["_err_minus"] = (tidy[y] - tidy["ci_low"]).clip(lower=0)
+        kwargs.update(error_y="_err_plus", error_y_minus="_err_minus")
+    order = _ordered(tidy[x], x_order)
+    fig = px.bar(tidy, x=x, y=y, color=color, barmode="group", text=text, category_orders={x: order},
+                 color_discrete_sequence=PALETTE, labels={y: y_label, "_err_plus": "CI +", "_err_minus": "CI −"},
+                 hover_data={c: True for c in ("ci_low", "ci_high", "n_queries", "n") if c in tidy.columns},
+                 **kwargs)
+    fig.update_layout(title=title, margin=dict(l=10, r=10, t=50, b=10), legend_title_text=color or "")
+    fig.update_xaxes(type="category")
+    out = tidy.drop(columns=[c for c in ("_err_plus", "_err_minus") if c in tidy.columns])
+    return Chart(fig, out, title)
+
+
+def recall_bars(table: pd.DataFrame, *, x: str = "lang", color: str | None = "series", k: int | None = None,
+                title: str = "") -> Chart:
+    """R@K per language (optionally one colour per model/arm) with CIs: the overview's headline chart."""
+    label = f"R@{k} %" if k else "R@K %"
+    return bars_with_ci(table, x, color=color if color in table.columns else None, title=title, y_label=label)
+
+
+def group_bars(table: pd.DataFrame, *, x: str = "group", color: str | None = "series", title: str = "",
+               y_label: str = "gap to EN (points)") -> Chart:
+    """Close vs distant languages, one bar per group and model/arm, with CIs."""
+    return bars_with_ci(table, x, color=color if color in table.columns else None, title=title, y_label=y_label,
+                        x_order=("close", "distant", "unknown"))
+
+
+def lang_share_bars(table: pd.DataFrame, *, x: str = "lang", color: str | None = "series", title: str = "") -> Chart:
+    """Share of each language among top-1 hits in a multilingual gallery (language bias)."""
+    return bars_with_ci(table, x, color=color if color in table.columns else None, title=title,
+                        y_label="share of top-1 hits %")
+
+
+def significance_marker(p: float, alpha: float = 0.05) -> str:
+    """'**' below alpha/5, '*' below alpha, '' otherwise (NaN too): the marker printed above a bar."""
+    p = _num(p)
+    if math.isnan(p):
+        return ""
+    return "**" if p < alpha / 5 else "*" if p < alpha else ""
+
+
+def arm_delta_bars(table: pd.DataFrame, *, x: str = "lang", color: str = "arm", p_column: str = "p_holm",
+                   alpha: float = 0.05, baseline: str = "EN-only", title: str = "") -> Chart:
+    """Δ vs a baseline arm per language with CIs; * / ** mark Holm-corrected significance."""
+    _need(table, (x, color, "delta"), "arm_delta_bars")
+    tidy = table.reset_index(drop=True).copy()
+    if tidy.empty:
+        return _empty(title, tidy)
+    pvals = tidy[p_column] if p_column in tidy.columns else pd.Series([math.nan] * len(tidy))
+    tidy["significant"] = [significance_marker(p, alpha) for p in pvals]
+    chart = bars_with_ci(tidy.rename(columns={"delta": "value"}), x, color=color, title=title,
+                         y_label=f"Δ vs {baseline} (points)", text="significant")
+    chart.fig.update_traces(textposition="outside")
+    chart.fig.add_hline(y=0, line_width=1, line_color="gray")
+    chart.table = chart.table.rename(columns={"value": "delta"})
+    chart.notes.append(f"markers: * {p_column} < {alpha:g}, ** {p_column} < {alpha / 5:g}; error bars are 95% CIs")
+    return chart
+
+
+# ---- scatter with trend line -------------------------------------------------------------------------------------
+def ols_line(xs: Sequence[float], ys: Sequence[float]) -> tuple[float, float] | None:
+    """Least-squares slope and intercept (numpy); None when there are < 2 distinct finite x values."""
+    x = np.asarray(xs, dtype=float)
+    y = np.asarray(ys, dtype=float)
+    ok = np.isfinite(x) & np.isfinite(y)
+    x, y = x[ok], y[ok]
+    if len(x) < 2 or np.unique(x).size < 2:
+        return None
+    slope, intercept = np.polyfit(x, y, deg=1)
+    return float(slope), float(intercept)
+
+
+def gap_scatter(table: pd.DataFrame, *, x: str = "distance", y: str = "gap", label: str = "lang",
+                color: str | None = "series", kind: str = "genetic", title: str = "") -> Chart:
+    """Gap to English against typological distance, one OLS trend line per model/arm (computed with numpy)."""
+    _need(table, (x, y, label), "gap_scatter")
+    tidy = table.reset_index(drop=True).copy()
+    if tidy.empty or not np.isfinite(pd.to_numeric(tidy[x], errors="coerce")).any():
+        return _empty(title, tidy, NO_DATA if tidy.empty else f"no URIEL {kind} distance for these languages")
+    color = color if color and color in tidy.columns else None
+    kwargs: dict[str, Any] = {}
+    if {"ci_low", "ci_high"} <= set(tidy.columns):
+        tidy["_err_plus"] = (tidy["ci_high"] - tidy[y]).clip(lower=0)
+        tidy["_err_minus"] = (tidy[y] - tidy["ci_low"]).clip(lower=0)
+        kwargs.update(error_y="_err_plus", error_y_minus="_err_minus")
+    fig = px.scatter(tidy, x=x, y=y, color=color, text=label, color_discrete_sequence=PALETTE,
+                     labels={x: f"URIEL {kind} distance from EN", y: "gap to EN (points)"}, **kwargs)
+    fig.update_traces(textposition="top center", marker=dict(size=11))
+    fits: dict[str, dict[str, float]] = {}
+    groups = tidy.groupby(color, sort=False) if color else [("all", tidy)]
+    for index, (name, part) in enumerate(groups):
+        fit = ols_line(part[x], part[y])
+        if fit is None:
+            continue
+        slope, intercept = fit
+        xs = np.linspace(float(np.nanmin(part[x])), float(np.nanmax(part[x])), 20)
+        fits[str(name)] = {"slope": slope, "intercept": intercept}
+        fig.add_trace(go.Scatter(x=xs, y=slope * xs + intercept, mode="lines", name=f"OLS {name}",
+                                 line=dict(dash="dash", color=PALETTE[index % len(PALETTE)]),
+                                 hovertemplate=f"slope {slope:+.2f} per unit distance<extra>{name}</extra>"))
+    fig.update_layout(title=title, margin=dict(l=10, r=10, t=50, b=10))
+    out = tidy.drop(columns=[c for c in ("_err_plus", "_err_minus") if c in tidy.columns])
+    chart = Chart(fig, out, title, stats={"fits": fits})
+    if not fits:
+        chart.notes.append("a trend line needs at least two languages with different distances")
+    return chart
+
+
+# ---- code-switching robustness curve -----------------------------------------------------------------------------
+def cs_curve(table: pd.DataFrame, *, x: str = "cs_p", y: str = "value", curve: str = "curve", title: str = "",
+             k: int | None = None) -> Chart:
+    """R@K of code-switched EN queries against p, one line per mode/language set, 95% CI as a shaded band."""
+    _need(table, (x, y, curve), "cs_curve")
+    tidy = table.sort_values([curve, x]).reset_index(drop=True)
+    if tidy.empty:
+        return _empty(title, tidy)
+    fig = go.Figure()
+    has_ci = {"ci_low", "ci_high"} <= set(tidy.columns)
+    for index, (name, part) in enumerate(tidy.groupby(curve, sort=False)):
+        colour = PALETTE[index % len(PALETTE)]
+        if has_ci and part[["ci_low", "ci_high"]].notna().all().all():
+            band_x = list(part[x]) + list(part[x])[::-1]
+            band_y = list(part["ci_high"]) + list(part["ci_low"])[::-1]
+            fig.add_trace(go.Scatter(x=band_x, y=band_y, fill="toself", fillcolor=_rgba(colour, 0.18),
+                                     line=dict(width=0), hoverinfo="skip", showlegend=False, name=f"CI {name}"))
+        fig.add_trace(go.Scatter(x=part[x], y=part[y], mode="lines+markers", name=str(name),
+                                 line=dict(color=colour), customdata=np.stack(
+                                     [part.get("ci_low", pd.Series(np.nan, index=part.index)),
+                                      part.get("ci_high", pd.Series(np.nan, index=part.index))], axis=-1),
+                                 hovertemplate="p=%{x}<br>R@K %{y:.1f}<br>95% CI [%{customdata[0]:.1f}, "
+                                               "%{customdata[1]:.1f}]<extra>%{fullData.name}</extra>"))
+    fig.update_layout(title=title, xaxis_title="switch probability p", yaxis_title=f"R@{k} %" if k else "R@K %",
+                      margin=dict(l=10, r=10, t=50, b=10), yaxis=dict(rangemode="tozero"))
+    return Chart(fig, tidy, title)
+
+
+def _rgba(hex_colour: str, alpha: float) -> str:
+    h = hex_colour.lstrip("#")
+    r, g, b = (int(h[i:i + 2], 16) for i in (0, 2, 4))
+    return f"rgba({r},{g},{b},{alpha})"
+
+
+# ---- tables from results rows ------------------------------------------------------------------------------------
+def short_model(name: str) -> str:
+    """A readable model label: local paths shortened to their file names (`open_clip-config:tiny.json@w.pt`)."""
+    if ":" not in name:
+        return name
+    prefix, rest = name.split(":", 1)
+    parts = rest.split("@")
+    if any(p.startswith(("/", "./", "~")) for p in parts):
+        parts = [Path(p).name if p.startswith(("/", "./", "~")) else p for p in parts]
+    return f"{prefix}:{'@'.join(parts)}"
+
+
+def series_labels(rows: pd.DataFrame) -> pd.Series:
+    """One label per (run, model, arm): model [· arm] [(reference)] plus a run suffix only where needed."""
+    if rows.empty:
+        return pd.Series([], dtype=str, index=rows.index, name="series")
+    base = rows["model"].map(short_model)
+    arm = rows["train_arm"].fillna("")
+    base = base.where(arm == "", base + " · " + arm)
+    ref = rows["source"] != "ours"
+    base = base.where(~ref, base + " [" + rows["source"].str.replace("reference:", "ref:", regex=False) + "]")
+    runs_per = pd.DataFrame({"b": base, "r": rows["run_id"]}).drop_duplicates().groupby("b")["r"].nunique()
+    clash = base.map(runs_per) > 1
+    suffix = rows["run_id"].str[-8:]
+    return base.where(~clash, base + " #" + suffix).rename("series")
+
+
+def recall_table(rows: pd.DataFrame, k: int, *, by: str = "series", lang: str = "lang") -> pd.DataFrame:
+    """Recall rows at K → [by, lang, value, ci_low, ci_high, n_queries, run_id] (lang = caption-side language)."""
+    from csr_core.results import caption_lang
+
+    part = rows[(rows["metric"] == "recall") & (rows["k"] == int(k))]
+    if part.empty:
+        return pd.DataFrame(columns=[by, lang, "value", "ci_low", "ci_high", "n_queries", "run_id"])
+    out = part.assign(**{lang: caption_lang(part).to_numpy()})
+    if by == "series" and "series" not in out.columns:
+        out = out.assign(series=series_labels(out).to_numpy())
+    return out[[by, lang, "value", "ci_low", "ci_high", "n_queries", "run_id"]].reset_index(drop=True)
+
+
+def cross_table(rows: pd.DataFrame, k: int) -> pd.DataFrame:
+    """Cross-lingual t2t recall at K → [query_lang, doc_lang, value, ci_low, ci_high, n_queries]."""
+    part = rows[(rows["setting"] == "cross") & (rows["metric"] == "recall") & (rows["k"] == int(k))]
+    return part[["query_lang", "doc_lang", "value", "ci_low", "ci_high", "n_queries"]].reset_index(drop=True)
+
+
+def cs_curve_table(rows: pd.DataFrame, k: int, *, with_series: bool = False) -> pd.DataFrame:
+    """cs-queries recall at K → [curve, cs_mode, cs_langs, cs_p, value, ci_low, ci_high, n_queries]."""
+    part = rows[(rows["setting"] == "cs-queries") & (rows["metric"] == "recall") & (rows["k"] == int(k))]
+    curve = part["cs_mode"].str.upper() + " " + part["cs_langs"]
+    if with_series:
+        curve = series_labels(part) + " · " + curve
+    out = part.assign(curve=curve.to_numpy())
+    return out[["curve", "cs_mode", "cs_langs", "cs_p", "value", "ci_low", "ci_high", "n_queries"]].reset_index(
+        drop=True)
+
+
+def delta_table(a: pd.DataFrame, b: pd.DataFrame, on: Sequence[str]) -> pd.DataFrame:
+    """Per-cell a − b on the keys `on` (inner join): [*on, value_a, value_b, delta]."""
+    left = a[list(on) + ["value"]].rename(columns={"value": "value_a"})
+    right = b[list(on) + ["value"]].rename(columns={"value": "value_b"})
+    merged = left.merge(right, on=list(on), how="inner")
+    merged["delta"] = merged["value_a"] - merged["value_b"]
+    return merged.reset_index(drop=True)
+
+
+# ---- PNG export --------------------------------------------------------------------------------------------------
+_CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome")
+
+
+def find_chromium() -> str | None:
+    """$CSR_CHROMIUM, else Debian's /usr/bin/chromium (or a chrome on PATH); None when there is none."""
+    env = os.environ.get("CSR_CHROMIUM")
+    if env:
+        return env if Path(env).is_file() else None
+    for candidate in _CHROMIUM_CANDIDATES:
+        if Path(candidate).is_file():
+            return candidate
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+def to_png(fig: go.Figure, path: str | os.PathLike, *, width: int = 1000, height: int | None = None,
+           scale: float = 1.0, chromium: str | None = None) -> Path:
+    """Write `fig` as PNG through kaleido with a local Chromium; never downloads a browser (clear error instead)."""
+    try:
+        import kaleido
+    except ImportError as error:
+        raise CSRError("PNG export needs the 'kaleido' package (pip install kaleido); the chart's table and CSV "
+                       "are still available") from error
+    browser = chromium or find_chromium()
+    if not browser or not Path(browser).is_file():
+        raise CSRError("PNG export needs a local Chrome/Chromium and none was found (looked at $CSR_CHROMIUM, "
+                       f"{', '.join(_CHROMIUM_CANDIDATES)} and PATH). Install Debian's: apt-get install chromium, "
+                       "or set CSR_CHROMIUM=/path/to/chrome. Nothing is downloaded automatically.")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    height = height or int(fig.layout.height or 600)
+    try:
+        kaleido.write_fig_sync(fig, path=str(path), opts={"format": "png", "width": width, "height": height,
+                                                          "scale": scale},
+                               kopts={"path": browser, "mathjax": False})
+    except Exception as error:  # kaleido/choreographer raise many types for one cause: the browser did not render
+        raise CSRError(f"PNG export with {browser} failed ({type(error).__name__}: {error})") from error
+    if not path.is_file() or path.stat().st_size == 0:
+        raise CSRError(f"PNG export with {browser} wrote nothing to {path}")
+    return path

@@ -1,0 +1,678 @@
+"""The dashboard: streamlit-free helpers (csr_core.dashboard_state) and every page through Streamlit's AppTest.
+
+Result-dependent pages read a real small results folder written once per module: a tiny open_clip model (tests/
+assets JSON config, weights drawn from a seeded generator and saved as safetensors, so runs are reproducible)
+evaluated by `run_evaluation` on 20 real flickr8k-multi30k test photos in en/de/fr/cs, as two "arms", plus a slice of
+the real open_clip reference CSV imported as reference rows.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from csr_core import dashboard_state as ds
+from csr_core.errors import CancelledError, DataError
+
+REPO = Path(__file__).resolve().parent.parent
+APP = str(REPO / "dashboard.py")
+TINY = REPO / "tests" / "assets" / "csr-test-tiny-vit.json"
+N_PHOTOS = 20
+
+
+# =============================================================================================== helpers (no streamlit)
+class FakeClock:
+    def __init__(self) -> None:
+        self.t = 100.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def test_job_reports_progress_eta_and_result():
+    clock = FakeClock()
+    step = threading.Event()
+    go_on = threading.Event()
+
+    def target(progress, cancel):
+        progress("encode images", 0, 100)
+        clock.t += 10
+        progress("encode images", 25, 100)
+        step.set()
+        go_on.wait(5)
+        progress("encode captions de", 5, 10)
+        return {"rows": 3}
+
+    job = ds.Job(target, label="tiny", clock=clock).start()
+    assert step.wait(5)
+    snap = job.snapshot()
+    assert snap.status == ds.RUNNING and snap.active
+    assert (snap.stage, snap.done, snap.total, snap.fraction) == ("encode images", 25, 100, 0.25)
+    assert snap.stage_eta_s == pytest.approx(30.0)  # 25 items in 10 s, 75 left
+    assert snap.elapsed_s == pytest.approx(10.0)
+    go_on.set()
+    assert job.wait(5)
+    snap = job.snapshot()
+    assert snap.status == ds.DONE and snap.result == {"rows": 3} and not snap.active
+    assert snap.stages_done == ("encode images", "encode captions de")
+    assert ds.format_duration(snap.stage_eta_s) == "—" and ds.format_duration(185) == "3 min 05 s"
+
+
+def test_job_cancel_and_failure_are_reported_not_raised():
+    started = threading.Event()
+
+    def slow(progress, cancel):
+        started.set()
+        for i in range(1000):
+            time.sleep(0.01)
+            progress("work", i, 1000)
+        return "finished"
+
+    job = ds.Job(slow, label="slow").start()
+    assert started.wait(5)
+    job.cancel()
+    assert job.wait(5)
+    snap = job.snapshot()
+    assert snap.status == ds.CANCELLED and snap.cancel_requested and snap.result is None
+
+    def broken(progress, cancel):
+        raise DataError("captions.txt line 3: bad row")
+
+    failed = ds.Job(broken, label="broken").start()
+    assert failed.wait(5)
+    assert failed.snapshot().status == ds.FAILED
+    assert failed.snapshot().error == "DataError: captions.txt line 3: bad row"
+    assert "captions.txt" in failed.traceback
+    with pytest.raises(RuntimeError):
+        failed.start()
+    with pytest.raises(CancelledError):
+        job.progress("after cancel", 1, 2)
+
+
+def test_encoder_pool_loads_once_under_a_lock_and_evicts_lru():
+    calls: list[str] = []
+
+    def loader(name):
+        calls.append(name)
+        time.sleep(0.05)
+        return object()
+
+    pool = ds.EncoderPool(loader=loader, max_size=2)
+    got: list[object] = []
+    threads = [threading.Thread(target=lambda: got.append(pool.get("a"))) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert calls == ["a"] and len({id(g) for g in got}) == 1
+    pool.get("b")
+    pool.get("a")
+    pool.get("c")  # evicts b, the least recently used
+    assert pool.names() == ["a", "c"] and calls == ["a", "b", "c"]
+
+
+def test_query_params_round_trip_and_reject_bad_values():
+    schema = {"k": ds.Param("int", 10, lo=1), "p": ds.Param("float", 0.5, lo=0, hi=1),
+              "langs": ds.Param("list", ["de"]), "mode": ds.Param("str", "bl", ("bl", "ml")),
+              "refs": ds.Param("bool", True)}
+    values = {"k": 5, "p": 0.25, "langs": ["de", "fr"], "mode": "ml", "refs": False}
+    encoded = ds.encode_params(values, schema)
+    assert encoded == {"k": "5", "p": "0.25", "langs": "de,fr", "mode": "ml", "refs": "0"}
+    decoded, problems = ds.decode_params(encoded, schema)
+    assert decoded == values and problems == []
+    decoded, problems = ds.decode_params({"k": "0", "p": "nan", "mode": "xx", "refs": ["1", "maybe"]}, schema)
+    assert decoded == {"k": 10, "p": 0.5, "langs": ["de"], "mode": "bl", "refs": True}
+    assert len(problems) == 4 and all("ignored" in p for p in problems)
+    assert ds.pick("x", ["a", "b"], "b") == "b" and ds.pick("a", ["a"]) == "a" and ds.pick("z", []) is None
+
+
+def test_uploads_are_checked_and_kept_inside_the_session_folder(tmp_path):
+    folder = ds.new_upload_dir()
+    path = ds.save_upload(folder, "../../etc/en-de.txt", b"dog hund\n")
+    assert path.parent == folder and path.name == "en-de.txt" and path.read_bytes() == b"dog hund\n"
+    assert ds.safe_filename("..\\evil name?.dict") == "evil_name_.dict"
+    with pytest.raises(DataError, match="file type not accepted"):
+        ds.save_upload(folder, "lexicon.pkl", b"x")
+    with pytest.raises(DataError, match="over the 1 MiB limit"):
+        ds.save_upload(folder, "big.txt", b"x" * (2 * 2**20), max_bytes=2**20)
+    with pytest.raises(DataError, match="empty"):
+        ds.save_upload(folder, "e.txt", b"")
+    assert sorted(p.name for p in folder.iterdir()) == ["en-de.txt"]
+
+
+def test_highlight_html_escapes_text_and_marks_spans():
+    text = "a <b>dog</b> & cat"
+    spans = [(5, 8, "de", "dog → Hund"), (15, 18, "fr", "cat → chat")]
+    out = ds.highlight_html(text, spans, ds.lang_colors(["de", "fr"]))
+    assert "<b>" not in out and "&lt;b&gt;" in out and "&amp;" in out
+    assert out.count('<mark class="cs-span"') == 2 and 'data-lang="de"' in out and 'title="dog → Hund"' in out
+    with pytest.raises(DataError, match="overlaps"):
+        ds.highlight_html(text, [(0, 5, "de", ""), (3, 6, "fr", "")], {})
+
+
+def test_switched_html_highlights_real_switches():
+    from csr_core.codeswitch import CodeSwitcher
+    from csr_core.lexicon import Lexicon
+
+    lexicon = Lexicon.from_pairs([("dog", "Hund"), ("red", "rot")], "en", "de")
+    result = CodeSwitcher({"de": lexicon}, mode="bl", p=1.0, seed=0).switch("A red dog runs.")
+    original, switched = ds.switched_html(result, {"de": "#fff000"})
+    assert result.text == "A rot Hund runs."
+    assert original.count("<mark") == 2 and ">red<sub" in original and ">dog<sub" in original
+    assert ">rot<sub" in switched and ">Hund<sub" in switched and "background:#fff000" in switched
+
+
+# ====================================================================================== a real small results folder
+def _tiny_model(folder: Path, seed: int) -> str:
+    """The tiny open_clip config with weights drawn from a seeded generator (global RNG state restored)."""
+    import open_clip
+    import torch
+    from safetensors.torch import save_file
+
+    from csr_core.encoders.open_clip_backend import register_model_config
+
+    arch = register_model_config(str(TINY))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = open_clip.create_model(arch, pretrained=None)
+    path = folder / f"tiny-seed{seed}.safetensors"
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path))
+    return f"open_clip-config:{TINY}@{path}"
+
+
+@pytest.fixture(scope="module")
+def store_dirs(shared_data, tmp_path_factory):
+    """Two arms of the tiny model on 20 test photos (all four settings) + a slice of the real reference CSV."""
+    from csr_core.evaluate import EvalConfig, run_evaluation
+    from csr_core.results import ResultsStore
+
+    base = tmp_path_factory.mktemp("dash")
+    saved = {k: os.environ.get(k) for k in ("CSR_CACHE_DIR", "CSR_RESULTS_DIR")}
+    os.environ["CSR_CACHE_DIR"] = str(base / "cache")
+    os.environ["CSR_RESULTS_DIR"] = str(base / "results")
+    try:
+        store = ResultsStore(base / "results")
+        run_ids = {}
+        for arm, seed in (("en", 0), ("mlcs-de-fr-cs", 1)):
+            config = EvalConfig(model=_tiny_model(base, seed), dataset="flickr8k-multi30k", split="test",
+                                langs=("en", "de", "fr", "cs"), settings=("monolingual", "cross", "multilingual",
+                                                                          "cs-queries"),
+                                max_images=N_PHOTOS, cs_modes=("bl", "ml"), cs_ps=(0.0, 0.5, 1.0),
+                                cs_langs=("de", "fr"),
+                                n_resamples=200, train_arm=arm)
+            run_ids[arm] = run_evaluation(config, store=store).run_id
+        reference = shared_data / "reference" / "openclip_multilingual_retrieval_results.csv"
+        if reference.is_file():
+            from csr_core.importers import import_openclip_multilingual_csv
+
+            rows = import_openclip_multilingual_csv(reference)
+            models = sorted(rows["model"].unique())[:3]
+            store.write_reference(rows[(rows["dataset"] == "xtd10") & rows["model"].isin(models)], "openclip")
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    return {"results": base / "results", "cache": base / "cache", "runs": run_ids, "store": store}
+
+
+@pytest.fixture
+def results(store_dirs, monkeypatch):
+    monkeypatch.setenv("CSR_RESULTS_DIR", str(store_dirs["results"]))
+    monkeypatch.setenv("CSR_CACHE_DIR", str(store_dirs["cache"]))
+    return store_dirs
+
+
+@pytest.fixture(autouse=True)
+def fresh_streamlit_caches():
+    import streamlit as st
+
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    yield
+    st.cache_data.clear()
+    st.cache_resource.clear()
+
+
+def test_query_table_joins_ranks_with_captions_and_images(results, shared_data):
+    from csr_core.datasets import load_dataset
+
+    store = results["store"]
+    ranks = store.load_ranks(results["runs"]["en"])
+    data = load_dataset("flickr8k-multi30k", "test")
+    table = ds.query_table(ranks, data, setting="monolingual", direction="t2i", lang="de", k=5)
+    expected = ranks[(ranks["setting"] == "monolingual") & (ranks["direction"] == "t2i")
+                     & (ranks["query_lang"] == "de")]
+    assert len(table) == len(expected) == N_PHOTOS
+    assert int((~table["hit"]).sum()) == int((expected["rank"] > 5).sum())
+    assert list(table["rank"]) == sorted(table["rank"], reverse=True)  # worst first
+    first = table.iloc[0]
+    row = data.image_ids.index(first["query_id"].split("#")[0])
+    assert first["caption"] == data.captions["de"][row][0] and Path(first["image"]).is_file()
+    cross = ds.query_table(ranks, data, setting="cross", direction="t2t", lang="en", doc_lang="fr", k=1)
+    assert len(cross) == N_PHOTOS and cross["caption"].str.len().min() > 0
+    i2t = ds.query_table(ranks, data, setting="monolingual", direction="i2t", lang="cs", k=1)
+    assert len(i2t) == N_PHOTOS and all(Path(p).is_file() for p in i2t["image"])
+
+
+def test_group_contrast_is_the_mean_of_per_language_gaps(results):
+    from csr_core.metrics import hits_at_k
+
+    ranks = results["store"].load_ranks(results["runs"]["en"])
+    table, test = ds.group_contrast(ranks, {"de": "close", "fr": "close", "cs": "distant"}, k=10, n_resamples=200)
+    mono = ranks[(ranks["setting"] == "monolingual") & (ranks["direction"] == "t2i")]
+    hit = {lang: hits_at_k(f.set_index("query_id")["rank"].sort_index().to_numpy(), 10)
+           for lang, f in mono.groupby("query_lang")}
+    close = 100 * (hit["en"].mean() - (hit["de"].mean() + hit["fr"].mean()) / 2)
+    distant = 100 * (hit["en"].mean() - hit["cs"].mean())
+    got = table.set_index("group")["value"]
+    assert got["close"] == pytest.approx(close) and got["distant"] == pytest.approx(distant)
+    assert (table["ci_low"] <= table["value"]).all() and (table["value"] <= table["ci_high"]).all()
+    assert test["diff"] == pytest.approx(close - distant) and 0 <= test["p_value"] <= 1 and test["n"] == N_PHOTOS
+    _, none = ds.group_contrast(ranks, {"de": "close"}, k=10)
+    assert "distant" in none["note"] and np.isnan(none["p_value"])
+
+
+# ========================================================================================================== AppTest
+def app(page: str | None = None, query: dict | None = None):
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(APP, default_timeout=120)
+    if query:
+        at.query_params.update(query)
+    at.run()
+    if page:
+        at.switch_page(page).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def rerun(at):
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def arr(value) -> np.ndarray:
+    if isinstance(value, dict) and "bdata" in value:
+        out = np.frombuffer(base64.b64decode(value["bdata"]), dtype=np.dtype(value["dtype"]))
+        if value.get("shape"):
+            out = out.reshape([int(n) for n in str(value["shape"]).split(",")])
+        return out.astype(float)
+    return np.array(value, dtype=float)
+
+
+def charts(at) -> list[dict]:
+    return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+
+
+def chart_titled(at, words: str) -> dict:
+    for spec in charts(at):
+        title = spec["layout"].get("title", {})
+        if words in (title.get("text", "") if isinstance(title, dict) else str(title)):
+            return spec
+    raise AssertionError(f"no chart titled with {words!r}: {[c['layout'].get('title') for c in charts(at)]}")
+
+
+def frame(at, *columns: str) -> pd.DataFrame:
+    """The first table showing all these columns (read-only st.dataframe elements carry no key in AppTest)."""
+    for element in at.dataframe:
+        value = element.value
+        if all(c in value.columns for c in columns):
+            return value
+    raise AssertionError(f"no table with columns {columns}: {[list(d.value.columns) for d in at.dataframe]}")
+
+
+def widget(at, kind: str, key: str):
+    return getattr(at, kind)(key=key)
+
+
+def text_of(at) -> str:
+    parts = [m.value for m in at.markdown] + [e.value for e in at.info] + [e.value for e in at.warning]
+    parts += [e.value for e in at.error] + [e.value for e in at.success] + [e.value for e in at.caption]
+    return "\n".join(parts)
+
+
+def stored(results, **where) -> pd.DataFrame:
+    rows = results["store"].load()
+    for column, value in where.items():
+        rows = rows[rows[column] == value]
+    return rows
+
+
+PAGES = tuple(f"app_pages/{name}.py" for name in ("overview", "codeswitch", "heatmaps", "gaps", "run_eval", "finetune"))
+
+
+def test_every_page_renders_a_helpful_message_on_empty_results(shared_data):
+    at = app()
+    assert "No results yet" in text_of(at)
+    for page in PAGES[1:]:
+        at.switch_page(page)
+        rerun(at)
+        if page in ("app_pages/heatmaps.py", "app_pages/gaps.py", "app_pages/finetune.py"):
+            assert "No results yet" in text_of(at), page
+        if page == "app_pages/run_eval.py":  # usable without results
+            assert at.selectbox(key="run_dataset").value == "flickr8k-multi30k"
+        if page == "app_pages/codeswitch.py":  # needs no results either
+            assert frame(at, "caption_id", "switched").shape[0] > 0
+
+
+def test_overview_headline_follows_k_and_direction(results):
+    at = app()
+    assert [m.value for m in at.metric][:3] == ["2", "5", "2"]  # runs; models: 2 checkpoints + 3 refs; datasets
+    spec = chart_titled(at, "R@10 (t2i)")
+    expected = stored(results, setting="monolingual", direction="t2i", metric="recall", k=10,
+                      run_id=results["runs"]["en"])
+    en_arm = next(t for t in spec["data"] if t["name"].endswith("· en"))
+    got = dict(zip(en_arm["x"], arr(en_arm["y"])))
+    assert got == pytest.approx(dict(zip(expected["query_lang"], expected["value"])))
+    widget(at, "selectbox", "ov_k").set_value(1)
+    rerun(at)
+    spec1 = chart_titled(at, "R@1 (t2i)")
+    assert spec1["data"][0]["y"] != en_arm["y"]
+    widget(at, "radio", "ov_direction").set_value("i2t")
+    rerun(at)
+    assert chart_titled(at, "R@1 (i2t)")
+    assert at.query_params.get("k") in ("1", ["1"]) and at.query_params.get("direction") in ("i2t", ["i2t"])
+    from csr_core.viz import find_chromium
+
+    if find_chromium():  # PNG export through the page (kaleido + the local Chromium)
+        widget(at, "button", "ov_headline_png").click()
+        rerun(at)
+        png = next(b for b in at.get("download_button") if b.proto.label == "Download PNG")
+        assert png is not None and not at.warning
+
+
+def test_heatmaps_main_widgets_change_the_heatmap(results):
+    at = app("app_pages/heatmaps.py")
+    spec = chart_titled(at, "R@10 (model × caption language)")
+    z10 = arr(spec["data"][0]["z"])
+    assert spec["data"][0]["x"][0] == "en" and "95% CI" in spec["data"][0]["hovertemplate"]
+    assert z10.shape == (2, 4)
+    widget(at, "selectbox", "hm_k").set_value(1)
+    rerun(at)
+    z1 = arr(chart_titled(at, "R@1 (model").get("data")[0]["z"])
+    assert (z1 <= z10).all() and not np.array_equal(z1, z10)
+    widget(at, "selectbox", "hm_direction").set_value("i2t")
+    rerun(at)
+    assert chart_titled(at, "i2t · R@1")
+    widget(at, "selectbox", "hm_setting").set_value("cross")
+    rerun(at)
+    cross = chart_titled(at, "caption in query_lang")
+    assert cross["data"][0]["x"] == ["en", "cs", "de", "fr"] and cross["data"][0]["y"] == ["en", "cs", "de", "fr"]
+    assert np.isnan(arr(cross["data"][0]["z"])).diagonal().all()  # no X → X cell
+    widget(at, "selectbox", "hm_run").set_value(widget(at, "selectbox", "hm_run").options[0])
+    rerun(at)
+    widget(at, "selectbox", "hm_setting").set_value("cs-queries")
+    rerun(at)
+    curve = chart_titled(at, "switched with probability p")
+    names = {t["name"] for t in curve["data"] if t.get("mode") == "lines+markers"}
+    assert names == {"BL de", "BL fr", "ML de,fr"}
+    widget(at, "selectbox", "hm_setting").set_value("multilingual")
+    rerun(at)
+    share = chart_titled(at, "Language of the top-1 caption")
+    assert {t["name"] for t in share["data"]} == {s for s in widget(at, "selectbox", "hm_diff_a").options}
+
+
+def test_heatmap_references_are_marked_and_can_be_hidden(results):
+    at = app("app_pages/heatmaps.py")
+    widget(at, "selectbox", "hm_dataset").set_value("xtd10")
+    rerun(at)
+    spec = chart_titled(at, "xtd10")
+    assert len(spec["data"][0]["y"]) == 3 and all("[ref:openclip]" in y for y in spec["data"][0]["y"])
+    at.session_state["hm_cells"] = {"selection": {"rows": [], "columns": [], "cells": [[0, "de"]]}}
+    rerun(at)
+    assert "no per-query ranks" in text_of(at)
+    widget(at, "checkbox", "hm_refs").uncheck()
+    rerun(at)
+    assert not widget(at, "checkbox", "hm_refs").value
+    assert "no data for this selection" in json.dumps(charts(at)[0]["layout"])
+
+
+def test_heatmap_cell_drills_down_to_failing_queries(results, shared_data):
+    from csr_core.datasets import load_dataset
+
+    at = app("app_pages/heatmaps.py")
+    table = at.dataframe(key="hm_cells").value
+    row = int(np.flatnonzero(table["series"].str.endswith("· en"))[0])
+    at.session_state["hm_cells"] = {"selection": {"rows": [], "columns": [], "cells": [[row, "de"]]}}
+    rerun(at)
+    ranks = results["store"].load_ranks(results["runs"]["en"])
+    de = ranks[(ranks["setting"] == "monolingual") & (ranks["direction"] == "t2i") & (ranks["query_lang"] == "de")]
+    failing = at.dataframe(key="hm_queries").value
+    assert len(failing) == int((de["rank"] > 10).sum()) > 0
+    assert (failing["rank"] > 10).all() and not failing["hit"].any()
+    worst = failing.iloc[0]
+    data = load_dataset("flickr8k-multi30k", "test")
+    image_row = data.image_ids.index(worst["query_id"].split("#")[0])
+    assert worst["caption"] == data.captions["de"][image_row][0]
+    assert at.image and at.image[0].captions == [worst["query_id"]]
+    # picking another failing query shows that one
+    if len(failing) > 1:
+        at.session_state["hm_queries"] = {"selection": {"rows": [1], "columns": [], "cells": []}}
+        rerun(at)
+        assert at.image[0].captions == [failing.iloc[1]["query_id"]]
+
+
+def test_difference_heatmap_is_zero_centred_and_equals_row_differences(results):
+    at = app("app_pages/heatmaps.py")
+    spec = chart_titled(at, "A − B")
+    assert spec["layout"]["coloraxis"]["cmid"] == 0
+    a, b = widget(at, "selectbox", "hm_diff_a").value, widget(at, "selectbox", "hm_diff_b").value
+    run_of = {label: results["runs"][label.rsplit("· ", 1)[1]] for label in (a, b)}
+    z = arr(spec["data"][0]["z"])
+    ys, xs = spec["data"][0]["y"], spec["data"][0]["x"]
+    for i, metric in enumerate(ys):
+        for j, lang in enumerate(xs):
+            k = int(metric[2:])
+            va = stored(results, run_id=run_of[a], setting="monolingual", direction="t2i", metric="recall", k=k,
+                        query_lang=lang)["value"].item()
+            vb = stored(results, run_id=run_of[b], setting="monolingual", direction="t2i", metric="recall", k=k,
+                        query_lang=lang)["value"].item()
+            assert z[i, j] == pytest.approx(va - vb)
+    compare = frame(at, "p_holm", "significant")
+    assert set(compare["lang"]) == {"en", "de", "fr", "cs"} and compare["p_holm"].between(0, 1).all()
+    widget(at, "selectbox", "hm_diff_a").set_value(b)
+    widget(at, "selectbox", "hm_diff_b").set_value(a)
+    rerun(at)
+    assert np.allclose(arr(chart_titled(at, "A − B")["data"][0]["z"]), -z)
+
+
+def test_gaps_page_scatter_trend_and_groups_follow_widgets(results):
+    from csr_core.languages import uriel_distance
+
+    at = app("app_pages/gaps.py")
+    spec = chart_titled(at, "vs URIEL genetic distance")
+    points = [t for t in spec["data"] if t.get("mode") == "markers+text"]
+    assert {t["name"] for t in points} == set(widget(at, "multiselect", "gp_series").value)
+    first = points[0]
+    assert dict(zip(first["text"], arr(first["x"]))) == pytest.approx(
+        {lang: uriel_distance("en", lang, "genetic") for lang in first["text"]})
+    assert any(t.get("mode") == "lines" and t["name"].startswith("OLS") for t in spec["data"])
+    assert len(frame(at, "pearson r")) == 2
+    widget(at, "selectbox", "gp_kind").set_value("syntactic")
+    rerun(at)
+    syn = [t for t in chart_titled(at, "syntactic distance")["data"] if t.get("mode") == "markers+text"][0]
+    assert not np.allclose(arr(syn["x"]), arr(first["x"]))
+    widget(at, "selectbox", "gp_k").set_value(1)
+    rerun(at)
+    assert chart_titled(at, "R@1")
+    groups = chart_titled(at, "by language group")
+    assert {x for t in groups["data"] for x in t["x"]} == {"close"}  # paper groups: de, fr close; cs unknown
+    assert widget(at, "slider", "gp_threshold").disabled
+    widget(at, "radio", "gp_grouping").set_value("threshold")
+    rerun(at)
+    widget(at, "slider", "gp_threshold").set_value(0.5)
+    rerun(at)
+    groups = chart_titled(at, "by language group")
+    expected = {"close" if uriel_distance("en", lang, "syntactic") <= 0.5 else "distant" for lang in ("de", "fr", "cs")}
+    assert expected == {"close", "distant"}  # de, fr syntactically closer to en than cs
+    assert {x for t in groups["data"] for x in t["x"]} == expected
+    tests = frame(at, "gap close − gap distant")
+    assert tests["p_value"].between(0, 1).all()
+    widget(at, "multiselect", "gp_series").set_value(widget(at, "multiselect", "gp_series").value[:1])
+    rerun(at)
+    assert len(frame(at, "pearson r")) == 1
+
+
+def test_finetune_page_shows_arms_and_deltas_vs_baseline(results):
+    at = app("app_pages/finetune.py")
+    assert widget(at, "selectbox", "ft_baseline").value == "en"
+    delta = chart_titled(at, "Δ R@10 vs en")["data"][0]
+    got = dict(zip(delta["x"], arr(delta["y"])))
+    mlcs = stored(results, run_id=results["runs"]["mlcs-de-fr-cs"], setting="monolingual", direction="t2i",
+                  metric="recall", k=10).set_index("query_lang")["value"]
+    base = stored(results, run_id=results["runs"]["en"], setting="monolingual", direction="t2i", metric="recall",
+                  k=10).set_index("query_lang")["value"]
+    assert got == pytest.approx((mlcs - base).to_dict())
+    widget(at, "selectbox", "ft_baseline").set_value("mlcs-de-fr-cs")
+    rerun(at)
+    flipped = chart_titled(at, "Δ R@10 vs mlcs-de-fr-cs")["data"][0]
+    assert dict(zip(flipped["x"], arr(flipped["y"]))) == pytest.approx({k: -v for k, v in got.items()})
+    widget(at, "selectbox", "ft_k").set_value(5)
+    rerun(at)
+    assert chart_titled(at, "Δ R@5")
+    assert widget(at, "button", "ft_train").disabled  # no arm name typed yet
+
+
+def test_codeswitch_p_seed_mode_and_caption_change_the_output(shared_data):
+    at = app("app_pages/codeswitch.py")
+    assert widget(at, "multiselect", "cs_langs").value == ["de"]
+
+    def switched() -> str:
+        return next(h.value for h in at.get("html") if "cs-switched" in h.value)
+
+    widget(at, "slider", "cs_p").set_value(0.0)
+    rerun(at)
+    assert "<mark" not in switched()
+    bulk0 = frame(at, "caption_id", "switched")
+    assert (bulk0["original"] == bulk0["switched"]).all()
+    widget(at, "slider", "cs_p").set_value(1.0)
+    rerun(at)
+    assert 'data-lang="de"' in switched()
+    bulk1 = frame(at, "caption_id", "switched")
+    assert (bulk1["switch_ratio"] > 0).mean() > 0.9 and len(bulk1) == len(bulk0)
+    widget(at, "slider", "cs_p").set_value(0.5)
+    rerun(at)
+    half = frame(at, "caption_id", "switched")["switched"]
+    widget(at, "number_input", "cs_seed").set_value(7)
+    rerun(at)
+    assert not frame(at, "caption_id", "switched")["switched"].equals(half)
+    widget(at, "multiselect", "cs_langs").set_value(["de", "fr"])
+    widget(at, "radio", "cs_mode").set_value("ml")
+    widget(at, "slider", "cs_p").set_value(1.0)
+    rerun(at)
+    langs = set(",".join(frame(at, "caption_id", "switched")["langs"]).split(","))
+    assert {"de", "fr"} <= langs
+    assert set(frame(at, "lexicon", "entries")["lang"]) == {"de", "fr"}
+    widget(at, "text_input", "cs_filter").set_value("dog")
+    rerun(at)
+    options = widget(at, "selectbox", "cs_pick").options
+    assert options and all("dog" in o.lower() for o in options)
+    widget(at, "radio", "cs_input").set_value("my own text")
+    rerun(at)
+    widget(at, "text_area", "cs_custom").set_value("The dog and the cat sleep.")
+    rerun(at)
+    assert "The dog and the cat sleep." not in switched() and "dog" in next(
+        h.value for h in at.get("html") if "cs-original" in h.value)
+    assert at.query_params.get("mode") in ("ml", ["ml"]) and at.query_params.get("seed") in ("7", ["7"])
+
+
+def test_codeswitch_view_is_reproduced_from_its_url(shared_data):
+    query = {"p": "1.0", "langs": "fr", "mode": "bl", "seed": "3", "text": "A red dog."}
+    at = app("app_pages/codeswitch.py", query=query)
+    assert widget(at, "slider", "cs_p").value == 1.0 and widget(at, "multiselect", "cs_langs").value == ["fr"]
+    assert widget(at, "radio", "cs_input").value == "my own text"
+    assert 'data-lang="fr"' in next(h.value for h in at.get("html") if "cs-switched" in h.value)
+
+
+def test_malformed_lexicon_upload_shows_an_error_and_the_page_stays_alive(shared_data):
+    at = app("app_pages/codeswitch.py")
+    widget(at, "radio", "cs_lex_source").set_value("Upload a file")
+    rerun(at)
+    at.file_uploader(key="cs_upload").set_value(("en-de.txt", b"\x00\x01\x02garbage\x00", "text/plain"))
+    rerun(at)
+    errors = [e.value for e in at.error]
+    assert any("Could not use en-de.txt" in e and "binary" in e for e in errors), errors
+    assert widget(at, "radio", "cs_mode").value == "bl" and "Choose at least one lexicon" in text_of(at)
+    # other types are refused by streamlit itself (and again by save_upload, tested above)
+    assert at.file_uploader(key="cs_upload").allowed_type == [".txt", ".dict", ".tsv", ".gz"]
+    at.file_uploader(key="cs_upload").set_value(("en-de.txt", "dog hund\nred rot\nbad-line\n".encode(), "text/plain"))
+    widget(at, "slider", "cs_p").set_value(1.0)
+    widget(at, "radio", "cs_input").set_value("my own text")
+    rerun(at)
+    widget(at, "text_area", "cs_custom").set_value("A red dog.")
+    rerun(at)
+    assert not at.error and any("1 malformed" in w.value for w in at.warning)
+    switched = next(h.value for h in at.get("html") if "cs-switched" in h.value)
+    assert ">hund<sub" in switched and ">rot<sub" in switched  # the uploaded lexicon's words (case follows source)
+
+
+def _wait_for_job(at, timeout: float = 180.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        job = at.session_state["run_job"]
+        if not job.snapshot().active:
+            rerun(at)
+            rerun(at)
+            return job.snapshot()
+        time.sleep(0.5)
+        rerun(at)
+    raise AssertionError("the evaluation did not finish in time")
+
+
+def test_run_page_small_eval_lands_rows_and_cancel_writes_nothing(shared_data, tmp_path):
+    from csr_core.results import ResultsStore
+
+    model = _tiny_model(tmp_path, seed=5)
+    at = app("app_pages/run_eval.py")
+    assert widget(at, "button", "run_start").disabled  # no model chosen yet
+    widget(at, "text_input", "run_model_custom").set_value(model)
+    widget(at, "multiselect", "run_langs").set_value(["en", "de"])
+    widget(at, "multiselect", "run_settings").set_value(["monolingual"])
+    widget(at, "number_input", "run_max_images").set_value(N_PHOTOS)
+    widget(at, "number_input", "run_resamples").set_value(100)
+    rerun(at)
+    widget(at, "button", "run_start").click()
+    rerun(at)
+    snap = _wait_for_job(at)
+    assert snap.status == "done", snap.error
+    assert any(f"Run `{snap.result.run_id}` written" in s.value for s in at.success)
+    store = ResultsStore()
+    rows = store.load()
+    assert list(rows["run_id"].unique()) == [snap.result.run_id]
+    recall = rows[rows["metric"] == "recall"]
+    assert set(recall["query_lang"]) == {"en", "de", "img"} and (recall["n_queries"] == N_PHOTOS).all()
+    assert len(store.load_ranks(snap.result.run_id)) == 4 * N_PHOTOS  # t2i + i2t, two languages
+    shown = frame(at, "setting", "query_lang", "ci_high")
+    assert len(shown) == len(recall)
+
+    at.switch_page("app_pages/heatmaps.py")
+    rerun(at)
+    heat = chart_titled(at, "R@10 (model × caption language)")
+    assert heat["data"][0]["x"] == ["en", "de"] and len(heat["data"][0]["y"]) == 1
+
+    # cancel: a bigger job (all test photos, a model whose embeddings are not cached) stopped at once
+    at.switch_page("app_pages/run_eval.py")
+    rerun(at)
+    widget(at, "text_input", "run_model_custom").set_value(_tiny_model(tmp_path, seed=6))
+    widget(at, "number_input", "run_max_images").set_value(0)
+    widget(at, "multiselect", "run_settings").set_value(["monolingual", "cross"])
+    rerun(at)
+    widget(at, "button", "run_start").click()
+    rerun(at)
+    widget(at, "button", "run_cancel").click()
+    rerun(at)
+    snap = _wait_for_job(at)
+    assert snap.status == "cancelled" and "cancelled" in snap.error
+    assert any("Cancelled" in w.value for w in at.warning)
+    assert len(ResultsStore().runs()) == 1  # nothing written by the cancelled run
