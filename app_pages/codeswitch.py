@@ -7,7 +7,8 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from csr_core.dashboard_state import (Param, lang_colors, new_upload_dir, pick, save_upload, switched_html)
+from csr_core.dashboard_state import Param, lang_colors, pick, switched_html
+from csr_core.uploads import new_session_dir, save_upload
 from csr_core.errors import CSRError
 from app_pages._ui import dataset, publish_to_url, remember, restore, seed_from_url, valid_choice
 
@@ -139,7 +140,7 @@ with col_lex:
         if upload is not None:
             from csr_core.lexicon import Lexicon
 
-            folder = st.session_state.setdefault("_upload_dir", str(new_upload_dir()))
+            folder = st.session_state.setdefault("_upload_dir", str(new_session_dir()))
             try:
                 path = save_upload(Path(folder), upload.name, upload.getvalue())
                 lexicon = Lexicon.from_file(path, "en", tgt.strip() or None)

@@ -8,7 +8,8 @@ import pandas as pd
 import streamlit as st
 
 from csr_core import viz
-from csr_core.dashboard_state import Param, group_contrast, pick
+from csr_core.analysis import group_contrast
+from csr_core.dashboard_state import Param, pick
 from csr_core.errors import CSRError
 from app_pages._ui import (empty_results_message, load_ranks, load_rows, publish_to_url, remember, restore,
                        seed_from_url, show_chart, valid_choice, with_series)

@@ -7,6 +7,9 @@ bootstrap CI of the paired difference, an exact McNemar test, and Holm correctio
 
 from __future__ import annotations
 
+import math
+from typing import Any, Mapping
+
 import numpy as np
 import pandas as pd
 
@@ -139,3 +142,63 @@ def _with_holm(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     if not frame.empty and tested.any():
         frame.loc[tested, "p_holm"] = adjust_pvalues(frame.loc[tested, "p_value"].to_numpy(), method="holm")
     return frame[columns]
+
+
+def group_contrast(ranks: pd.DataFrame, groups: Mapping[str, str], *, k: int = 10, setting: str = "monolingual",
+                   direction: str = "t2i", pivot: str = "en", seed: int = 0,
+                   n_resamples: int = 1000) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Gap to the pivot per language group (close / distant), paired on the queries every language shares.
+
+    Per query: hit(pivot) − mean hit over the group's languages, in points; a bootstrap CI per group and a paired
+    permutation test close vs distant on the same queries. Returns (table[group, value, ci_low, ci_high, n, langs],
+    test{diff, p_value, n, note}).
+    """
+    from csr_core.metrics import hits_at_k
+    from csr_core.stats import bootstrap_ci, paired_test
+
+    cols = ["group", "value", "ci_low", "ci_high", "n", "langs"]
+    mask = (ranks["setting"] == setting) & (ranks["direction"] == direction) & (ranks["cs_mode"].fillna("") == "")
+    part = ranks[mask]
+    lang_of = part["query_lang"].where(part["query_lang"] != "img", part["doc_lang"])
+    by_lang = {lang: frame.set_index("query_id")["rank"] for lang, frame in part.groupby(lang_of)}
+    test: dict[str, Any] = {"diff": math.nan, "p_value": math.nan, "n": 0, "note": ""}
+    if pivot not in by_lang:
+        test["note"] = f"no {setting}/{direction} ranks in the pivot language {pivot!r}"
+        return pd.DataFrame(columns=cols), test
+    members = {g: [lang for lang, grp in groups.items() if grp == g and lang in by_lang and lang != pivot]
+               for g in ("close", "distant")}
+    shared = by_lang[pivot].index
+    for langs in members.values():
+        for lang in langs:
+            shared = shared.intersection(by_lang[lang].index)
+    shared = shared.sort_values()
+    per_query: dict[str, np.ndarray] = {}
+    records = []
+    if len(shared):
+        pivot_hits = hits_at_k(by_lang[pivot].loc[shared].to_numpy(), k).astype(float)
+        for group, langs in members.items():
+            if not langs:
+                continue
+            group_hits = np.mean([hits_at_k(by_lang[lang].loc[shared].to_numpy(), k) for lang in langs], axis=0)
+            values = 100.0 * (pivot_hits - group_hits)
+            per_query[group] = values
+            low, high = bootstrap_ci(values, seed=seed, n_resamples=n_resamples)
+            records.append({"group": group, "value": float(values.mean()), "ci_low": low, "ci_high": high,
+                            "n": int(len(values)), "langs": ",".join(langs)})
+    missing = [g for g, langs in members.items() if not langs]
+    if missing:
+        test["note"] = f"no language of this run is in the {' / '.join(missing)} group"
+    elif not len(shared):
+        test["note"] = "the languages share no query ids, so groups cannot be compared on the same queries"
+    else:
+        a, b = per_query["close"], per_query["distant"]
+        note = "gap(close) − gap(distant), paired permutation test on shared queries"
+        if int(np.sum(a != b)) < 2:
+            # exact: with at most one differing query every sign flip gives the same |difference| (scipy refuses
+            # to permute a single observation)
+            test.update(diff=float(np.mean(a) - np.mean(b)), p_value=1.0, n=int(len(a)),
+                        note=note + " (fewer than two queries differ: p = 1 exactly)")
+        else:
+            result = paired_test(a, b, method="permutation", seed=seed)
+            test.update(diff=result.diff, p_value=result.p_value, n=result.n, note=note)
+    return pd.DataFrame(records, columns=cols), test

@@ -8,23 +8,18 @@
 - `save_upload`: uploads land in a per-session temp folder with name, type and size checks; they are read as
   bytes/text only (never executed, imported or unpickled).
 - `highlight_html`, `lang_colors`: code-switched text with replaced spans coloured by language (HTML-escaped).
-- `query_table`, `group_contrast`: the per-query error browser and the close-vs-distant comparison.
+- `query_table`: the per-query error browser (the close-vs-distant statistic lives in `csr_core.analysis`).
 """
 
 from __future__ import annotations
 
-import atexit
 import html
 import math
-import re
-import shutil
-import tempfile
 import threading
 import time
 import traceback
 from collections import OrderedDict
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
@@ -287,56 +282,6 @@ def pick(value: Any, options: Sequence[Any], default: Any = None) -> Any:
     return options[0] if len(options) else None
 
 
-# ---- uploads -----------------------------------------------------------------------------------------------------
-LEXICON_EXTENSIONS: tuple[str, ...] = (".txt", ".dict", ".tsv", ".gz")
-MAX_LEXICON_BYTES = 20 * 2**20
-_created_dirs: list[Path] = []
-_dirs_lock = threading.Lock()
-
-
-def new_upload_dir() -> Path:
-    """A fresh private temp folder for one browser session's uploads (removed at interpreter exit)."""
-    folder = Path(tempfile.mkdtemp(prefix="csr-upload-"))
-    with _dirs_lock:
-        _created_dirs.append(folder)
-    return folder
-
-
-@atexit.register
-def _remove_upload_dirs() -> None:
-    with _dirs_lock:
-        for folder in _created_dirs:
-            shutil.rmtree(folder, ignore_errors=True)
-        _created_dirs.clear()
-
-
-def safe_filename(name: str) -> str:
-    """The base name of an upload with anything but letters, digits, '.', '-', '_' replaced; never hidden/empty."""
-    base = re.split(r"[\\/]", str(name))[-1]
-    base = re.sub(r"[^A-Za-z0-9._-]", "_", base).lstrip(".")
-    return base[:120] or "upload"
-
-
-def save_upload(folder: Path, name: str, data: bytes, *, allowed: Sequence[str] = LEXICON_EXTENSIONS,
-                max_bytes: int = MAX_LEXICON_BYTES) -> Path:
-    """Check name, type and size, then write the bytes into `folder` (atomic rename); DataError when refused."""
-    safe = safe_filename(name)
-    lower = safe.lower()
-    if not any(lower.endswith(ext) for ext in allowed):
-        raise DataError(f"upload {name!r}: file type not accepted; use one of {', '.join(allowed)}")
-    if len(data) > max_bytes:
-        raise DataError(f"upload {name!r}: {len(data) / 2**20:.1f} MiB is over the {max_bytes / 2**20:.0f} MiB limit")
-    if not data:
-        raise DataError(f"upload {name!r} is empty")
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    target = folder / safe
-    temp = folder / f".{safe}.part"
-    temp.write_bytes(data)
-    temp.replace(target)
-    return target
-
-
 # ---- code-switched text as HTML ----------------------------------------------------------------------------------
 LANG_PALETTE: tuple[str, ...] = ("#fde68a", "#bfdbfe", "#bbf7d0", "#fecaca", "#ddd6fe", "#fbcfe8", "#fed7aa",
                                  "#a5f3fc", "#d9f99d", "#e5e7eb")
@@ -424,61 +369,3 @@ def query_table(ranks: pd.DataFrame, dataset: Any | None, *, setting: str, direc
     return part.sort_values(["rank", "query_id"], ascending=[False, True]).reset_index(drop=True)
 
 
-def group_contrast(ranks: pd.DataFrame, groups: Mapping[str, str], *, k: int = 10, setting: str = "monolingual",
-                   direction: str = "t2i", pivot: str = "en", seed: int = 0,
-                   n_resamples: int = 1000) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Gap to the pivot per language group (close / distant), paired on the queries every language shares.
-
-    Per query: hit(pivot) − mean hit over the group's languages, in points; a bootstrap CI per group and a paired
-    permutation test close vs distant on the same queries. Returns (table[group, value, ci_low, ci_high, n, langs],
-    test{diff, p_value, n, note}).
-    """
-    from csr_core.metrics import hits_at_k
-    from csr_core.stats import bootstrap_ci, paired_test
-
-    cols = ["group", "value", "ci_low", "ci_high", "n", "langs"]
-    mask = (ranks["setting"] == setting) & (ranks["direction"] == direction) & (ranks["cs_mode"].fillna("") == "")
-    part = ranks[mask]
-    lang_of = part["query_lang"].where(part["query_lang"] != "img", part["doc_lang"])
-    by_lang = {lang: frame.set_index("query_id")["rank"] for lang, frame in part.groupby(lang_of)}
-    test: dict[str, Any] = {"diff": math.nan, "p_value": math.nan, "n": 0, "note": ""}
-    if pivot not in by_lang:
-        test["note"] = f"no {setting}/{direction} ranks in the pivot language {pivot!r}"
-        return pd.DataFrame(columns=cols), test
-    members = {g: [lang for lang, grp in groups.items() if grp == g and lang in by_lang and lang != pivot]
-               for g in ("close", "distant")}
-    shared = by_lang[pivot].index
-    for langs in members.values():
-        for lang in langs:
-            shared = shared.intersection(by_lang[lang].index)
-    shared = shared.sort_values()
-    per_query: dict[str, np.ndarray] = {}
-    records = []
-    if len(shared):
-        pivot_hits = hits_at_k(by_lang[pivot].loc[shared].to_numpy(), k).astype(float)
-        for group, langs in members.items():
-            if not langs:
-                continue
-            group_hits = np.mean([hits_at_k(by_lang[lang].loc[shared].to_numpy(), k) for lang in langs], axis=0)
-            values = 100.0 * (pivot_hits - group_hits)
-            per_query[group] = values
-            low, high = bootstrap_ci(values, seed=seed, n_resamples=n_resamples)
-            records.append({"group": group, "value": float(values.mean()), "ci_low": low, "ci_high": high,
-                            "n": int(len(values)), "langs": ",".join(langs)})
-    missing = [g for g, langs in members.items() if not langs]
-    if missing:
-        test["note"] = f"no language of this run is in the {' / '.join(missing)} group"
-    elif not len(shared):
-        test["note"] = "the languages share no query ids, so groups cannot be compared on the same queries"
-    else:
-        a, b = per_query["close"], per_query["distant"]
-        note = "gap(close) − gap(distant), paired permutation test on shared queries"
-        if int(np.sum(a != b)) < 2:
-            # exact: with at most one differing query every sign flip gives the same |difference| (scipy refuses
-            # to permute a single observation)
-            test.update(diff=float(np.mean(a) - np.mean(b)), p_value=1.0, n=int(len(a)),
-                        note=note + " (fewer than two queries differ: p = 1 exactly)")
-        else:
-            result = paired_test(a, b, method="permutation", seed=seed)
-            test.update(diff=result.diff, p_value=result.p_value, n=result.n, note=note)
-    return pd.DataFrame(records, columns=cols), test

@@ -61,6 +61,10 @@ class CorruptShardWarning(UserWarning):
     """A cache shard failed its checksum or did not parse; it was moved aside and its items are recomputed."""
 
 
+class CacheWriteWarning(UserWarning):
+    """Finished embeddings could not be stored (disk full, read-only cache): the computation goes on without them."""
+
+
 @dataclass
 class CorruptShard:
     """One shard found corrupt: where it was, why, and where it was moved (None if another process moved it)."""
@@ -547,7 +551,12 @@ def _cached_encode(
 
     def flush() -> None:
         if buf_keys:
-            shard = cache.put(fp, kind, buf_keys, np.concatenate(buf_vecs))
+            try:
+                shard = cache.put(fp, kind, buf_keys, np.concatenate(buf_vecs))
+            except OSError as error:
+                # the cache only saves time: a full or read-only disk must not fail the work it would have saved
+                _warn_unsaved(f"{len(buf_keys)} {kind} embeddings", cache.root, error)
+                shard = None
             if shard is not None:
                 report.shards_written.append(shard)
             buf_keys.clear()
@@ -581,11 +590,21 @@ def _cached_encode(
         raise
     flush()
     if compact_threshold is not None and total and cache.shard_count(fp, kind) > compact_threshold:
-        cache.compact(fp, kind, report=report)
+        try:
+            cache.compact(fp, kind, report=report)
+        except OSError as error:  # housekeeping only: the shards it would merge are all still there
+            _warn_unsaved("a compacted shard", cache.root, error)
     if not keys:
         dim = int(getattr(encoder, "dim", 0) or 0)
         return np.zeros((0, dim), dtype=np.float32)
     return np.stack([found[k] for k in keys]).astype(np.float32, copy=False)
+
+
+def _warn_unsaved(what: str, root: Path, error: OSError) -> None:
+    msg = (f"could not store {what} in the embedding cache at {root} ({error.strerror or error}); continuing "
+           "without them (a rerun recomputes them): free disk space or set CSR_CACHE_DIR to a writable folder")
+    warnings.warn(msg, CacheWriteWarning, stacklevel=3)
+    log.warning(msg)
 
 
 def cached_encode_texts(
@@ -637,6 +656,7 @@ def cached_encode_images(
 
 __all__ = [
     "CacheReport",
+    "CacheWriteWarning",
     "CacheStats",
     "CorruptShard",
     "CorruptShardWarning",

@@ -103,7 +103,9 @@ def paired_test(hits_a, hits_b, method: str = "mcnemar", seed: int = 0, n_resamp
         # Queries where a == b add the same to every permuted statistic, so dropping them leaves the p-value
         # unchanged (the statistic is only rescaled) and makes the test cheaper, and exact more often.
         differ = a != b
-        if not differ.any():
+        if int(differ.sum()) < 2:
+            # exact: with at most one differing query every sign flip gives the same |statistic| (and scipy's
+            # permutation_test refuses a single observation)
             p = 1.0
         else:
             da, db = a[differ], b[differ]

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from csr_core import analysis
 from csr_core import dashboard_state as ds
 from csr_core.errors import CancelledError, DataError
 
@@ -135,16 +136,19 @@ def test_query_params_round_trip_and_reject_bad_values():
 
 
 def test_uploads_are_checked_and_kept_inside_the_session_folder(tmp_path):
-    folder = ds.new_upload_dir()
-    path = ds.save_upload(folder, "../../etc/en-de.txt", b"dog hund\n")
-    assert path.parent == folder and path.name == "en-de.txt" and path.read_bytes() == b"dog hund\n"
-    assert ds.safe_filename("..\\evil name?.dict") == "evil_name_.dict"
-    with pytest.raises(DataError, match="file type not accepted"):
-        ds.save_upload(folder, "lexicon.pkl", b"x")
-    with pytest.raises(DataError, match="over the 1 MiB limit"):
-        ds.save_upload(folder, "big.txt", b"x" * (2 * 2**20), max_bytes=2**20)
+    from csr_core import uploads
+
+    folder = uploads.new_session_dir(tmp_path)
+    path = uploads.save_upload(folder, "en-de.txt", b"dog hund\n")
+    assert path.parent == folder and path.read_bytes() == b"dog hund\n"
+    with pytest.raises(DataError, match="etc"):  # a path from the browser is refused, never followed
+        uploads.save_upload(folder, "../../etc/en-de.txt", b"dog hund\n")
+    with pytest.raises(DataError):
+        uploads.save_upload(folder, "lexicon.pkl", b"x")
+    with pytest.raises(DataError, match="MiB"):
+        uploads.save_upload(folder, "big.txt", b"x" * (2 * 2**20), max_bytes=2**20)
     with pytest.raises(DataError, match="empty"):
-        ds.save_upload(folder, "e.txt", b"")
+        uploads.save_upload(folder, "e.txt", b"")
     assert sorted(p.name for p in folder.iterdir()) == ["en-de.txt"]
 
 
@@ -268,7 +272,7 @@ def test_group_contrast_is_the_mean_of_per_language_gaps(results):
     from csr_core.metrics import hits_at_k
 
     ranks = results["store"].load_ranks(results["runs"]["en"])
-    table, test = ds.group_contrast(ranks, {"de": "close", "fr": "close", "cs": "distant"}, k=10, n_resamples=200)
+    table, test = analysis.group_contrast(ranks, {"de": "close", "fr": "close", "cs": "distant"}, k=10, n_resamples=200)
     mono = ranks[(ranks["setting"] == "monolingual") & (ranks["direction"] == "t2i")]
     hit = {lang: hits_at_k(f.set_index("query_id")["rank"].sort_index().to_numpy(), 10)
            for lang, f in mono.groupby("query_lang")}
@@ -278,7 +282,7 @@ def test_group_contrast_is_the_mean_of_per_language_gaps(results):
     assert got["close"] == pytest.approx(close) and got["distant"] == pytest.approx(distant)
     assert (table["ci_low"] <= table["value"]).all() and (table["value"] <= table["ci_high"]).all()
     assert test["diff"] == pytest.approx(close - distant) and 0 <= test["p_value"] <= 1 and test["n"] == N_PHOTOS
-    _, none = ds.group_contrast(ranks, {"de": "close"}, k=10)
+    _, none = analysis.group_contrast(ranks, {"de": "close"}, k=10)
     assert "distant" in none["note"] and np.isnan(none["p_value"])
 
 

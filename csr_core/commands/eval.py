@@ -102,8 +102,6 @@ class _TqdmProgress:
 
 def summary_table(rows) -> str:
     """One screen: R@K per setting/direction/language, with the CI and a flag where too few queries."""
-    import pandas as pd
-
     recall = rows[rows["metric"] == "recall"].copy()
     if recall.empty:
         return "(no recall rows)"
