@@ -13,13 +13,13 @@ from csr_core.errors import CSRError
 from app_pages._ui import (empty_results_message, load_ranks, load_rows, publish_to_url, remember, restore,
                        seed_from_url, show_chart, store, valid_choice)
 
-KEYS = ("ft_dataset", "ft_setting", "ft_direction", "ft_k", "ft_baseline", "ft_arms")
+KEYS = ("ft_dataset", "ft_setting", "ft_direction", "ft_k", "ft_model", "ft_baseline", "ft_arms")
 SCHEMA = {"dataset": Param("str", ""), "setting": Param("str", "monolingual", ("monolingual", "multilingual")),
           "direction": Param("str", "t2i", ("t2i", "i2t")), "k": Param("int", 10, lo=1),
-          "baseline": Param("str", "")}
+          "model": Param("str", ""), "baseline": Param("str", "")}
 restore(KEYS)
 seed_from_url(SCHEMA, {"dataset": "ft_dataset", "setting": "ft_setting", "direction": "ft_direction", "k": "ft_k",
-                       "baseline": "ft_baseline"})
+                       "model": "ft_model", "baseline": "ft_baseline"})
 
 st.title("Fine-tuning arms")
 st.caption("Same budget and seeds per arm (zero-shot, EN-only, BL-CS, ML-CS, translate-train, dictionary). "
@@ -30,6 +30,28 @@ def arm_label(frame: pd.DataFrame) -> pd.Series:
     """The arm a row belongs to: its train_arm, or 'zero-shot · model' for untrained models."""
     models = frame["model"].map(viz.short_model)
     return frame["train_arm"].where(frame["train_arm"] != "", "zero-shot · " + models)
+
+
+def base_model(frame: pd.DataFrame) -> pd.Series:
+    """The model an arm was trained from, so arms of different models are never compared with each other.
+
+    `csr-mini-m:en/s0` → `csr-mini-m`; a checkpoint after `@` is the arm's weights (`x.json@arm.safetensors` → x).
+    """
+    base = frame["model"].astype(str).str.split("@", n=1).str[0].map(viz.short_model)
+    csr_arm = (frame["train_arm"] != "") & base.str.startswith("csr-mini")
+    return base.where(~csr_arm, base.str.split(":", n=1).str[0])
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _compare(run_a: str, run_b: str, k: int, setting: str, direction: str, _ranks_a: pd.DataFrame,
+             _ranks_b: pd.DataFrame) -> pd.DataFrame:
+    """Paired comparison of two runs (bootstrap + McNemar per language): seconds for many arms, so cached.
+
+    Keyed on the run ids: a run folder is written once, atomically, and never changes afterwards.
+    """
+    from csr_core.analysis import compare_runs
+
+    return compare_runs(_ranks_a, _ranks_b, k=k, setting=setting, direction=direction)
 
 
 rows = load_rows()
@@ -58,6 +80,13 @@ else:
     valid_choice("ft_k", ks, pick(10, ks))
     k = int(c4.selectbox("K", ks, key="ft_k"))
     part = part[part["k"] == k]
+    part = part.assign(base=base_model(part).to_numpy())
+    families = sorted(part["base"].unique())
+    family = ""
+    if len(families) > 1:  # e.g. csr-mini and csr-mini-m both have an "en" arm: compare within one model
+        valid_choice("ft_model", families, part.sort_values("run_id")["base"].iloc[-1])
+        family = st.selectbox("Model (arms are compared within one base model)", families, key="ft_model")
+        part = part[part["base"] == family]
 
     # one run per arm: the latest (run ids sort by time)
     latest = part.sort_values("run_id").groupby("arm")["run_id"].last()
@@ -84,8 +113,6 @@ else:
                        title=f"{dataset} · {setting} · {direction}: R@{k} per arm and language")
     show_chart(side, "ft_side", f"arms_{dataset}_{setting}_{direction}_r{k}")
 
-    from csr_core.analysis import compare_runs
-
     base_ranks = load_ranks(str(latest[baseline]))
     deltas = []
     for arm in chosen:
@@ -93,7 +120,7 @@ else:
         if ranks is None or base_ranks is None:
             continue
         try:
-            cmp = compare_runs(ranks, base_ranks, k=k, setting=setting, direction=direction)
+            cmp = _compare(str(latest[arm]), str(latest[baseline]), k, setting, direction, ranks, base_ranks)
         except CSRError as error:
             st.warning(f"{arm}: {error}")
             continue
@@ -114,7 +141,7 @@ else:
     else:
         st.caption("Pick arms to compare against the baseline.")
     publish_to_url(SCHEMA, {"dataset": dataset, "setting": setting, "direction": direction, "k": k,
-                            "baseline": baseline})
+                            "model": family or None, "baseline": baseline})
     remember(KEYS)
 
 # ---- train one more arm --------------------------------------------------------------------------------------------
