@@ -53,6 +53,15 @@ else:
     direction = h2.radio("Direction", directions, key="ov_direction", horizontal=True,
                          format_func=lambda d: {"t2i": "text → image", "i2t": "image → text"}[d])
     part = part[part["direction"] == direction]
+    # the headline is a comparison, not an inventory: by default EN-only vs ML-CS (seed 0) per base model
+    series = sorted(part["series"].unique())
+    headline = [s for s, arm, seed in part[["series", "train_arm", "seed"]].drop_duplicates().itertuples(index=False)
+                if arm in ("en", "mlcs-de-fr-cs") and int(seed) == 0]
+    if "ov_series" not in st.session_state or not set(st.session_state["ov_series"]) <= set(series):
+        st.session_state["ov_series"] = sorted(set(headline)) or series[-4:]
+    chosen = st.multiselect("Models / arms", series, key="ov_series",
+                            help="Defaults to the EN-only and ML-CS(de,fr,cs) arms of each embedded model")
+    part = part[part["series"].isin(chosen)] if chosen else part
     ks = sorted(int(k) for k in part["k"].unique())
     valid_choice("ov_k", ks, pick(10, ks))
     k = h3.selectbox("K", ks, key="ov_k")
