@@ -12,7 +12,7 @@ import sys
 
 from csr_core.errors import CSRError
 
-COMMAND_MODULES: tuple[str, ...] = ("eval", "codeswitch", "import_results", "models", "datasets")
+COMMAND_MODULES: tuple[str, ...] = ("eval", "codeswitch", "finetune", "experiment", "import_results", "models", "datasets")
 
 
 def build_parser() -> argparse.ArgumentParser:

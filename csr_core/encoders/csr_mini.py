@@ -48,6 +48,9 @@ __all__ = [
     "tower_manifest",
     "HEADS_DIR",
     "TEXT_TOWERS",
+    "TowerFeatures",
+    "cached_tower_texts",
+    "cached_tower_images",
 ]
 
 HEADS_DIR = Path(__file__).resolve().parent.parent / "heads"
@@ -233,6 +236,72 @@ def tower_manifest(image_tower: ImageTower, text_tower: TextTower) -> dict[str, 
     }
 
 
+# --------------------------------------------------------------------------------------------------- tower cache
+
+
+class TowerFeatures:
+    """A tower seen by `csr_core.embed_cache`: raw tower features cached under the TOWER's fingerprint.
+
+    Why: every csr-mini variant (20+ heads) shares two frozen towers, so features are computed once per caption or
+    photo and reused by all heads and by training. Towers ignore the language, hence `lang_invariant = True`.
+    """
+
+    lang_invariant = True
+
+    def __init__(self, tower: ImageTower | TextTower):
+        self.tower = tower
+        self.name = tower.name
+        self.dim = tower.dim
+
+    @property
+    def fingerprint(self) -> str:
+        return self.tower.fingerprint
+
+    def encode_texts(self, texts: Sequence[str], lang: str | None = None, batch_size: int = 64,
+                     progress: ProgressCallback | None = None) -> np.ndarray:
+        return self.tower.encode(list(texts), batch_size=batch_size, progress=progress)
+
+    def encode_images(self, items: Sequence[ImageItem], batch_size: int = 32,
+                      progress: ProgressCallback | None = None) -> np.ndarray:
+        return self.tower.encode(list(items), batch_size=batch_size, progress=progress)
+
+
+_FEATURE_CACHES: dict[str, Any] = {}
+_FEATURE_CACHES_LOCK = threading.Lock()
+
+
+def _feature_cache(cache):
+    """One EmbeddingCache per cache root per process: its in-memory shard index makes repeated lookups cheap."""
+    if cache is not None:
+        return cache
+    from csr_core.embed_cache import EmbeddingCache
+    from csr_core.paths import cache_dir
+
+    root = str(cache_dir() / "embeddings")
+    with _FEATURE_CACHES_LOCK:
+        if root not in _FEATURE_CACHES:
+            _FEATURE_CACHES[root] = EmbeddingCache(root)
+        return _FEATURE_CACHES[root]
+
+
+def cached_tower_texts(tower: TextTower, texts: Sequence[str], *, cache=None, batch_size: int = 64,
+                       progress: ProgressCallback | None = None) -> np.ndarray:
+    """(n, tower.dim) text-tower features through the on-disk embedding cache (only unseen captions are encoded)."""
+    from csr_core.embed_cache import cached_encode_texts
+
+    return cached_encode_texts(TowerFeatures(tower), list(texts), lang=None, cache=_feature_cache(cache), batch_size=batch_size,
+                               progress=progress)
+
+
+def cached_tower_images(tower: ImageTower, items: Sequence[ImageItem], *, cache=None, batch_size: int = 32,
+                        progress: ProgressCallback | None = None) -> np.ndarray:
+    """(n, tower.dim) image-tower features through the on-disk embedding cache, keyed by file content."""
+    from csr_core.embed_cache import cached_encode_images
+
+    return cached_encode_images(TowerFeatures(tower), list(items), cache=_feature_cache(cache), batch_size=batch_size,
+                                progress=progress)
+
+
 # --------------------------------------------------------------------------------------------------- encoder
 
 
@@ -246,8 +315,12 @@ class CsrMiniEncoder:
         heads: ProjectionHeads,
         name: str = "csr-mini",
         device: str | None = None,
+        feature_cache: bool = True,
     ):
         self.name = name
+        # True: tower features go through the on-disk embedding cache keyed by the tower fingerprint (shared by all
+        # heads); False: towers run on every call (what a cache-free benchmark wants).
+        self.feature_cache = feature_cache
         self.image_tower, self.text_tower = image_tower, text_tower
         self.device = default_device(device or getattr(image_tower, "device", None))
         if heads.image_dim != image_tower.dim or heads.text_dim != text_tower.dim:
@@ -307,7 +380,11 @@ class CsrMiniEncoder:
     def encode_images(
         self, items: Sequence[ImageItem], batch_size: int = 32, progress: ProgressCallback | None = None
     ) -> np.ndarray:
-        return self.encode_image_features(self.image_tower.encode(items, batch_size=batch_size, progress=progress))
+        if self.feature_cache:
+            feats = cached_tower_images(self.image_tower, items, batch_size=batch_size, progress=progress)
+        else:
+            feats = self.image_tower.encode(items, batch_size=batch_size, progress=progress)
+        return self.encode_image_features(feats)
 
     def encode_texts(
         self,
@@ -317,7 +394,11 @@ class CsrMiniEncoder:
         progress: ProgressCallback | None = None,
     ) -> np.ndarray:
         """`lang` is informational: MiniLM reads English wordpieces only, e5 reads any language the same way."""
-        return self.encode_text_features(self.text_tower.encode(texts, batch_size=batch_size, progress=progress))
+        if self.feature_cache:
+            feats = cached_tower_texts(self.text_tower, texts, batch_size=batch_size, progress=progress)
+        else:
+            feats = self.text_tower.encode(texts, batch_size=batch_size, progress=progress)
+        return self.encode_text_features(feats)
 
 
 # --------------------------------------------------------------------------------------------------- registry

@@ -1,0 +1,68 @@
+"""Run the fine-tuning experiment grid (arms x text towers x seeds) into results/ and write results/README.md.
+
+Examples:
+  python -m csr_core experiment                      # the full grid, then the report
+  python -m csr_core experiment --towers minilm --seeds 0 --arms en,mlcs-de-fr-cs
+  python -m csr_core experiment --report-only        # only regenerate results/README.md from stored runs
+
+Runs already in the store with the same parameters and the same heads (content hash) are not evaluated again.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+NAME = "experiment"
+HELP = "train + evaluate every arm x tower x seed into results/ and write results/README.md"
+
+
+def _csv(value: str) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from csr_core.finetune import ALL_ARMS
+
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.add_argument("--towers", type=_csv, default=["minilm", "e5"])
+    parser.add_argument("--arms", type=_csv, default=list(ALL_ARMS))
+    parser.add_argument("--seeds", type=lambda v: [int(x) for x in _csv(v)], default=[0, 1, 2])
+    parser.add_argument("--ship-seeds", type=lambda v: [int(x) for x in _csv(v)], default=[0],
+                        help="seeds whose heads are saved into the heads folder")
+    parser.add_argument("--heads-dir", default=None, help="default: csr_core/heads")
+    parser.add_argument("--results", default=None, help="results folder (default results/ or $CSR_RESULTS_DIR)")
+    parser.add_argument("--xtd-max", type=int, default=500, help="XTD10 lines evaluated (seeded subset)")
+    parser.add_argument("--top-layers", type=int, default=0,
+                        help="instead of the grid: MiniLM with its top N text layers trained too, for --arms and "
+                             "the first of --seeds (CPU-expensive; not shipped)")
+    parser.add_argument("--report", action="store_true", help="write results/README.md after the grid")
+    parser.add_argument("--report-only", action="store_true", help="only write results/README.md")
+    parser.add_argument("--no-skip-existing", action="store_true")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (the shipped heads were trained with 1; other counts can change "
+                             "float rounding, so --check-shipped may then report tiny differences)")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    from csr_core.experiment import ExperimentConfig, run_experiment
+    from csr_core.training.report import write_report
+
+    expected = {"towers": args.towers, "arms": args.arms, "seeds": args.seeds}
+    if args.top_layers and not args.report_only:
+        from csr_core.experiment import run_top_layers
+
+        run_top_layers(args.arms, seed=args.seeds[0], layers=args.top_layers, results_dir=args.results,
+                       heads_dir=args.heads_dir)
+    elif not args.report_only:
+        cfg = ExperimentConfig(towers=args.towers, arms=args.arms, seeds=args.seeds, ship_seeds=args.ship_seeds,
+                               heads_dir=args.heads_dir, results_dir=args.results, xtd_max=args.xtd_max,
+                               skip_existing=not args.no_skip_existing)
+        run_experiment(cfg)
+    if args.report or args.report_only:
+        path = write_report(args.results, args.heads_dir, expected=expected)
+        print(f"wrote {path}")
+    return 0

@@ -1,0 +1,122 @@
+"""Train csr-mini heads for one training arm (and optionally the top text-tower layers) on flickr8k-multi30k.
+
+Examples:
+  python -m csr_core finetune --tower minilm --arm mlcs-de-fr-cs --seed 0 --out /tmp/heads
+  python -m csr_core finetune --tower e5 --arm en --seed 0 --out /tmp/heads --check-shipped
+  python -m csr_core finetune --tower minilm --arm en --train-top-layers 2 --max-steps 150 --out /tmp/heads
+
+Arms: en, blcs-<x>, mlcs-<x>-<y>[...], translate-train, dict-<x>[-<y>...], CS arms optionally -p25/-p75/-p100.
+Every arm trains on the same photos, steps, batch size and caption draws for a seed; only caption pools differ.
+`--check-shipped` compares the trained heads with the shipped file of the same (tower, arm, seed): identical
+content hash means the shipped arm was reproduced exactly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+NAME = "finetune"
+HELP = "train csr-mini heads for one arm (EN-only, BL-CS, ML-CS, translate-train, dictionary) and save them"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from csr_core.finetune import ALL_ARMS, TrainConfig
+
+    d = TrainConfig()
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.add_argument("--tower", choices=["minilm", "e5"], default="minilm",
+                        help="text tower: minilm (csr-mini) or e5 (csr-mini-m)")
+    parser.add_argument("--arm", default="en", help=f"training arm (shipped: {', '.join(ALL_ARMS)})")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default=None, help="folder for the heads (.safetensors + .json); omit to not save")
+    parser.add_argument("--max-steps", type=int, default=d.max_steps)
+    parser.add_argument("--batch-size", type=int, default=d.batch_size)
+    parser.add_argument("--lr", type=float, default=d.lr)
+    parser.add_argument("--weight-decay", type=float, default=d.weight_decay)
+    parser.add_argument("--heads", choices=["linear", "mlp"], default=d.heads)
+    parser.add_argument("--out-dim", type=int, default=d.out_dim)
+    parser.add_argument("--hidden-dim", type=int, default=None, help="MLP hidden width (default 512)")
+    parser.add_argument("--temperature", type=float, default=d.temperature, help="initial temperature")
+    parser.add_argument("--fixed-temperature", action="store_true", help="do not learn the temperature")
+    parser.add_argument("--variants", type=int, default=None, help="code-switched variants per caption (default 1)")
+    parser.add_argument("--feature-dropout", type=float, default=d.feature_dropout)
+    parser.add_argument("--eval-every", type=int, default=d.eval_every)
+    parser.add_argument("--patience", type=int, default=d.patience)
+    parser.add_argument("--train-top-layers", type=int, default=0,
+                        help="also train the top N text-tower layers (MiniLM; e5 needs its transformers weights)")
+    parser.add_argument("--tower-lr", type=float, default=d.tower_lr)
+    parser.add_argument("--max-photos", type=int, default=None, help="quick mode: a fixed subset of training photos")
+    parser.add_argument("--max-val-photos", type=int, default=None, help="quick mode: a fixed subset of val photos")
+    parser.add_argument("--save-dtype", choices=["float16", "float32"], default=d.save_dtype)
+    parser.add_argument("--check-shipped", action="store_true",
+                        help="compare with the shipped heads of the same tower/arm/seed")
+    parser.add_argument("--evaluate", action="store_true",
+                        help="also evaluate on the test photos (monolingual, cross) and write a run to results/")
+    parser.add_argument("--results", default=None, help="results folder for --evaluate (default results/)")
+    parser.add_argument("--quiet", action="store_true")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (the shipped heads were trained with 1; other counts can change "
+                             "float rounding, so --check-shipped may then report tiny differences)")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    from csr_core.encoders.csr_mini import HEADS_DIR, heads_filename
+    from csr_core.finetune import TrainConfig, finetune
+
+    config = TrainConfig(
+        tower=args.tower, arm=args.arm, seed=args.seed, max_steps=args.max_steps, batch_size=args.batch_size,
+        lr=args.lr, weight_decay=args.weight_decay, heads=args.heads, out_dim=args.out_dim,
+        hidden_dim=args.hidden_dim, temperature=args.temperature, learn_temperature=not args.fixed_temperature,
+        variants=args.variants, feature_dropout=args.feature_dropout, eval_every=args.eval_every,
+        patience=args.patience, train_top_layers=args.train_top_layers, tower_lr=args.tower_lr,
+        max_photos=args.max_photos, max_val_photos=args.max_val_photos, save_dtype=args.save_dtype,
+    )
+    log = (lambda m: None) if args.quiet else print
+    outcome = finetune(config, out_dir=args.out, log=log)
+    result = outcome.result
+    print(f"{outcome.encoder.name}: best step {result.best_step} of {result.steps_run}, EN val mean recall "
+          f"{result.best_val:.2f}, temperature {float(1 / result.heads.logit_scale.detach().exp()):.4f}, "
+          f"{result.wall_s:.1f} s training")
+    if outcome.heads_path:
+        print(f"saved {outcome.heads_path}")
+    status = 0
+    if args.check_shipped:
+        shipped = HEADS_DIR / heads_filename(args.tower, args.arm, args.seed)
+        sidecar = shipped.with_suffix(".json")
+        if not sidecar.is_file():
+            print(f"no shipped heads {shipped.name} to compare with")
+            status = 1
+        else:
+            want = json.loads(sidecar.read_text())["content_hash"]
+            got = result.heads.content_hash()
+            if want == got:
+                print(f"reproduced {shipped.name} exactly (content hash {got[:16]})")
+            else:
+                from csr_core.encoders.csr_mini import ProjectionHeads
+
+                ref = ProjectionHeads.load(shipped)
+                diff = max(float((a - b).abs().max()) for a, b in zip(ref.state_dict().values(),
+                                                                     result.heads.state_dict().values()))
+                print(f"differs from {shipped.name}: content hash {got[:16]} vs {want[:16]}, max |Δweight| {diff:.2e} "
+                      "(other torch/BLAS build or thread count changes float rounding)")
+                status = 1
+    if args.evaluate:
+        from csr_core.evaluate import EvalConfig, run_evaluation
+        from csr_core.results import ResultsStore
+
+        ev = EvalConfig(model=outcome.encoder.name, dataset="flickr8k-multi30k", split="test",
+                        settings=("monolingual", "cross"), seed=args.seed, train_arm=args.arm)
+        out = run_evaluation(ev, encoder=outcome.encoder, store=ResultsStore(Path(args.results) if args.results
+                                                                              else None))
+        sel = out.rows[(out.rows["metric"] == "recall") & (out.rows["setting"] == "monolingual")
+                       & (out.rows["k"] == 10)]
+        for r in sel.itertuples():
+            print(f"  {r.direction} {r.query_lang}->{r.doc_lang} R@10 {r.value:.1f} [{r.ci_low:.1f}, {r.ci_high:.1f}]")
+        print(f"run {out.run_id} written")
+    return status

@@ -1,0 +1,256 @@
+"""The fine-tuning experiment: every arm x text tower x seed, trained, evaluated, written to results/, reported.
+
+`run_experiment` trains each (tower, arm, seed) with `csr_core.finetune` (heads only, cached tower features), then
+evaluates it with `csr_core.evaluate.run_evaluation`:
+
+- flickr8k-multi30k test photos (237), captions en/de/fr/cs (Multi30K task1, human): monolingual t2i + i2t,
+  multilingual gallery, cross-lingual t2t between the aligned test captions, code-switched English queries;
+- XTD10 text (cross-lingual t2t over en de fr es it ru zh ko tr pl; ja is not a translation and drops out),
+  on a fixed seeded subset of `xtd_max` lines (CPU budget; 500 by default).
+
+Rows carry `train_arm` and `seed`; the model is `csr-mini:<arm>/s<seed>` (MiniLM) or `csr-mini-m:<arm>/s<seed>`
+(e5). Heads of `ship_seeds` are saved under `csr_core/heads/` with their test numbers and a reproduction subset in the
+manifest. `write_report` (`csr_core.training.report`) turns the stored runs into results/README.md.
+
+There is no zero-shot arm: the towers were never aligned with each other (EfficientNet ImageNet features and a
+sentence encoder live in unrelated spaces), so heads "trained on nothing" are random projections: R@K at chance.
+EN-only is therefore the baseline every arm is compared with.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from csr_core.errors import CSRError
+from csr_core.finetune import ALL_ARMS, TrainConfig, finetune, model_name, save_heads
+
+TEST_LANGS: tuple[str, ...] = ("en", "de", "fr", "cs")
+XTD_LANGS: tuple[str, ...] = ("en", "de", "fr", "es", "it", "ru", "zh", "ko", "tr", "pl")
+TEST_SETTINGS: tuple[str, ...] = ("monolingual", "multilingual", "cross", "cs-queries")
+REPRO_IMAGES = 60  # photos of the fixed test subset whose numbers the heads manifest stores (fast reproduction)
+REPRO_LANGS = ("en", "de")
+TRAINING_LOG = "training_log.json"
+
+LogFn = Callable[[str], None]
+
+
+@dataclass
+class ExperimentConfig:
+    """The grid and the evaluation choices (recorded in the training log)."""
+
+    towers: Sequence[str] = ("minilm", "e5")
+    arms: Sequence[str] = ALL_ARMS
+    seeds: Sequence[int] = (0, 1, 2)
+    ship_seeds: Sequence[int] = (0,)
+    heads_dir: str | None = None
+    results_dir: str | None = None
+    cs_ps: Sequence[float] = (0.0, 0.5, 1.0)
+    cs_query_seeds: Sequence[int] = (0,)
+    xtd_max: int | None = 500
+    train: dict = field(default_factory=dict)
+    skip_existing: bool = True
+    evaluate: bool = True
+
+
+def _store(results_dir):
+    from csr_core.results import ResultsStore
+
+    return ResultsStore(Path(results_dir) if results_dir else None)
+
+
+def _heads_dir(cfg: ExperimentConfig) -> Path:
+    from csr_core.encoders.csr_mini import HEADS_DIR
+
+    return Path(cfg.heads_dir) if cfg.heads_dir else HEADS_DIR
+
+
+def eval_configs(tower: str, arm: str, seed: int, cfg: ExperimentConfig):
+    """The two evaluations of one trained model: the test photos and XTD10 text."""
+    from csr_core.evaluate import EvalConfig
+
+    name = model_name(tower, arm, seed)
+    settings = tuple(s for s in TEST_SETTINGS if s != "cs-queries" or seed in cfg.cs_query_seeds)
+    test = EvalConfig(model=name, dataset="flickr8k-multi30k", split="test", langs=TEST_LANGS,
+                      settings=settings, seed=seed, cs_ps=tuple(cfg.cs_ps), cs_langs=("de", "fr", "cs"),
+                      train_arm=arm)
+    xtd = EvalConfig(model=name, dataset="xtd10", split="test", langs=XTD_LANGS, settings=("cross",), seed=seed,
+                     max_images=cfg.xtd_max, train_arm=arm)
+    return test, xtd
+
+
+def _existing_run(store, config, fingerprint: str) -> str | None:
+    """A stored run with the same params and the same model fingerprint (heads content hash), if any."""
+    from csr_core.results import build_manifest
+
+    key = build_manifest(config.params())["params_key"]
+    for manifest in store.runs():
+        if manifest.get("params_key") == key and manifest.get("fingerprints", {}).get("model") == fingerprint:
+            return manifest["run_id"]
+    return None
+
+
+def _datasets(xtd_max):
+    from csr_core.datasets import load_dataset
+
+    return {
+        "flickr8k-multi30k": load_dataset("flickr8k-multi30k", split="test"),
+        "xtd10": load_dataset("xtd10", split="test", verify_images="none"),
+    }
+
+
+def repro_numbers(encoder, test_set, n_images: int = REPRO_IMAGES, langs: Sequence[str] = REPRO_LANGS) -> dict:
+    """Monolingual R@1/5/10 (t2i, i2t) on a fixed seeded subset of the test photos: stored in the heads manifest so
+    a test can reproduce shipped heads quickly with the real towers."""
+    from csr_core.evaluate import EvalConfig, run_evaluation
+
+    subset = test_set.subset(n_images, seed=0)
+    cfg = EvalConfig(model=encoder.name, dataset=test_set.name, split="test", langs=tuple(langs),
+                     settings=("monolingual",), n_resamples=10)
+    out = run_evaluation(cfg, encoder=encoder, dataset=subset, write=False)
+    rows = out.rows[out.rows["metric"] == "recall"]
+    values = {f"{r.direction}/{r.query_lang if r.direction == 't2i' else r.doc_lang}/R@{int(r.k)}": round(float(r.value), 4)
+              for r in rows.itertuples()}
+    return {"subset": {"dataset": test_set.name, "split": "test", "n_images": n_images, "subset_seed": 0,
+                       "langs": list(langs), "image_ids": subset.image_ids}, "values": values}
+
+
+def headline_numbers(rows) -> dict:
+    """Test-photo monolingual R@K per language and direction (what the README table shows), for the manifest."""
+    sel = rows[(rows["setting"] == "monolingual") & (rows["metric"] == "recall")]
+    return {f"{r.direction}/{r.query_lang if r.direction == 't2i' else r.doc_lang}/R@{int(r.k)}": round(float(r.value), 4)
+            for r in sel.itertuples()}
+
+
+def _update_log(path: Path, key: str, entry: dict) -> None:
+    """Read-modify-write under a file lock (one experiment process per tower may run at once)."""
+    from filelock import FileLock
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    import hashlib
+
+    digest = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:16]
+    lock_path = Path(tempfile.gettempdir()) / f"csr-training-log-{digest}.lock"
+    with FileLock(str(lock_path)):
+        data = json.loads(path.read_text()) if path.is_file() else {}
+        data[key] = entry
+        fd, tmp = tempfile.mkstemp(prefix=".training_log.", dir=path.parent)
+        with os.fdopen(fd, "w") as fh:
+            json.dump(dict(sorted(data.items())), fh, indent=1, sort_keys=True)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+
+
+def run_one(tower: str, arm: str, seed: int, cfg: ExperimentConfig, *, store=None, datasets=None,
+            log: LogFn | None = None) -> dict:
+    """Train one (tower, arm, seed), evaluate it, ship heads when `seed in ship_seeds`; returns its log entry."""
+    from csr_core.embed_cache import EmbeddingCache
+    from csr_core.evaluate import run_evaluation
+
+    log = log or print
+    store = store or _store(cfg.results_dir)
+    t0 = time.perf_counter()
+    train_cfg = TrainConfig(tower=tower, arm=arm, seed=seed, **cfg.train)
+    outcome = finetune(train_cfg)
+    train_s = time.perf_counter() - t0
+    encoder = outcome.encoder
+    entry: dict[str, Any] = {
+        "model": encoder.name, "tower": tower, "arm": arm, "seed": seed, "best_step": outcome.result.best_step,
+        "steps_run": outcome.result.steps_run, "val_mean_recall_en": round(outcome.result.best_val, 3),
+        "temperature": round(float(1.0 / outcome.result.heads.logit_scale.detach().exp()), 5),
+        "train_s": round(train_s, 1), "heads_fingerprint": encoder.fingerprint, "runs": {},
+    }
+    if cfg.evaluate:
+        datasets = datasets or _datasets(cfg.xtd_max)
+        for config in eval_configs(tower, arm, seed, cfg):
+            t1 = time.perf_counter()
+            existing = _existing_run(store, config, encoder.fingerprint) if cfg.skip_existing else None
+            if existing:
+                entry["runs"][config.dataset] = existing
+                continue
+            result = run_evaluation(config, encoder=encoder, dataset=datasets[config.dataset], store=store)
+            entry["runs"][config.dataset] = result.run_id
+            entry[f"eval_{config.dataset}_s"] = round(time.perf_counter() - t1, 1)
+            if config.dataset == "flickr8k-multi30k":
+                entry["test"] = headline_numbers(result.rows)
+            # the heads' own embeddings are cheap to recompute from cached tower features: do not keep them
+            EmbeddingCache().clear(encoder.fingerprint)
+    if seed in cfg.ship_seeds:
+        extra = {"results_runs": entry["runs"], "test_numbers": entry.get("test", {})}
+        if cfg.evaluate:
+            extra["repro"] = repro_numbers(encoder, datasets["flickr8k-multi30k"])
+            EmbeddingCache().clear(encoder.fingerprint)
+        path = save_heads(outcome.result, _heads_dir(cfg), extra=extra)
+        entry["heads_file"] = path.name
+    entry["total_s"] = round(time.perf_counter() - t0, 1)
+    _update_log(_heads_dir(cfg) / TRAINING_LOG, f"{tower}/{arm}/s{seed}", entry)
+    log(f"{encoder.name}: best step {entry['best_step']}, val {entry['val_mean_recall_en']:.2f}, "
+        f"train {train_s:.1f} s, total {entry['total_s']:.1f} s")
+    return entry
+
+
+def run_experiment(cfg: ExperimentConfig, log: LogFn | None = None) -> list[dict]:
+    """The whole grid, seed by seed (so a run cut short still has complete seeds for every tower and arm)."""
+    log = log or print
+    for arm in cfg.arms:
+        from csr_core.finetune import parse_arm
+
+        parse_arm(arm)
+    if not cfg.towers or not cfg.seeds or not cfg.arms:
+        raise CSRError("the experiment needs at least one tower, one seed and one arm")
+    store = _store(cfg.results_dir)
+    datasets = _datasets(cfg.xtd_max) if cfg.evaluate else None
+    entries = []
+    for seed in cfg.seeds:
+        for tower in cfg.towers:
+            for arm in cfg.arms:
+                entries.append(run_one(tower, arm, seed, cfg, store=store, datasets=datasets, log=log))
+    return entries
+
+
+def experiment_params(cfg: ExperimentConfig) -> dict:
+    return asdict(cfg)
+
+
+def run_top_layers(arms: Sequence[str] = ("en", "mlcs-de-fr-cs"), seed: int = 0, layers: int = 2,
+                   train: dict | None = None, results_dir: str | None = None, heads_dir: str | None = None,
+                   log: LogFn | None = None) -> list[dict]:
+    """MiniLM with its top `layers` text layers trained too (one seed; CPU-expensive): monolingual + cross on the
+    test photos, written as model `csr-mini:<arm>/s<seed>+top<layers>`. Heads and layers are not shipped (the
+    layers are ~7 MB per arm); their training is logged in the training log."""
+    from csr_core.evaluate import EvalConfig, run_evaluation
+    from csr_core.embed_cache import EmbeddingCache
+
+    log = log or print
+    store = _store(results_dir)
+    datasets = _datasets(None)
+    defaults = dict(batch_size=64, max_steps=200, eval_every=25, patience=4)
+    entries = []
+    for arm in arms:
+        t0 = time.perf_counter()
+        cfg = TrainConfig(tower="minilm", arm=arm, seed=seed, train_top_layers=layers, **(defaults | dict(train or {})))
+        outcome = finetune(cfg, log=log)
+        train_s = time.perf_counter() - t0
+        encoder = outcome.encoder
+        config = EvalConfig(model=encoder.name, dataset="flickr8k-multi30k", split="test", langs=TEST_LANGS,
+                            settings=("monolingual", "cross"), seed=seed, train_arm=arm)
+        t1 = time.perf_counter()
+        result = run_evaluation(config, encoder=encoder, dataset=datasets["flickr8k-multi30k"], store=store)
+        EmbeddingCache().clear(encoder.fingerprint)
+        EmbeddingCache().clear(encoder.text_tower.fingerprint)  # features of a one-off tower: do not keep them
+        entry = {"model": encoder.name, "tower": "minilm", "arm": arm, "seed": seed, "top_layers": layers,
+                 "best_step": outcome.result.best_step, "steps_run": outcome.result.steps_run,
+                 "val_mean_recall_en": round(outcome.result.best_val, 3), "batch_size": cfg.batch_size,
+                 "temperature": round(float(1.0 / outcome.result.heads.logit_scale.detach().exp()), 5),
+                 "train_s": round(train_s, 1), "eval_flickr8k-multi30k_s": round(time.perf_counter() - t1, 1),
+                 "runs": {"flickr8k-multi30k": result.run_id}, "test": headline_numbers(result.rows)}
+        _update_log(Path(heads_dir) / TRAINING_LOG if heads_dir else _heads_dir(ExperimentConfig()) / TRAINING_LOG,
+                    f"minilm/{arm}+top{layers}/s{seed}", entry)
+        log(f"{encoder.name}: best step {entry['best_step']}, train {train_s:.0f} s")
+        entries.append(entry)
+    return entries
