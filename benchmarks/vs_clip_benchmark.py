@@ -223,6 +223,10 @@ def summarise(records: list[dict]) -> dict:
             if b:
                 per_pair.append(b["wall_s"] / a["wall_s"])
         out[f"{t} / clip_benchmark wall per pair"] = per_pair
+        cpu_pair = [next(r for r in records if r["pair"] == p and r["tool"] == t)["cpu_s"]
+                    / next(r for r in records if r["pair"] == p and r["tool"] == "clip_benchmark")["cpu_s"]
+                    for p in pairs if any(r["pair"] == p and r["tool"] == t for r in records)]
+        out[f"{t} / clip_benchmark cpu per pair"] = cpu_pair
     return out
 
 
@@ -237,7 +241,8 @@ def print_summary(summary: dict, agreement: list[str]) -> None:
             print(f"  {key}: wall {val['wall_s']:.3f}x ({speed:.1f}x faster), cpu {val['cpu_s']:.3f}x, "
                   f"peak RSS {val['peak_rss_mb']:.2f}x")
         elif key.endswith("per pair"):
-            print(f"  {key}: {', '.join(f'{v:.3f}x' for v in val)}")
+            print(f"  {key}: {', '.join(f'{v:.3f}x' for v in val)}  (median {statistics.median(val):.3f}x = "
+                  f"{1 / statistics.median(val):.1f}x faster)")
     print("R@K agree in every run" if not agreement else "R@K DIFFER:\n  " + "\n  ".join(agreement))
 
 
