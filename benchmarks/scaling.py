@@ -52,6 +52,7 @@ def metric_scaling(sizes, dim: int, chunk: int, noise: float, seed: int) -> list
 
     rows = []
     print(f"R@K (t2i + i2t) on synthetic unit vectors, dim {dim}, 5 captions per image, chunk {chunk}")
+    print("peak MiB = the most memory the metric call itself allocated (tracemalloc; inputs made before it)")
     print(f"{'captions':>9s} {'images':>7s} {'time s':>8s} {'ns/pair':>8s} {'peak MiB':>9s} {'inputs MiB':>10s} "
           f"{'full matrix MiB':>15s} {'t2i R@1':>8s} {'t2i R@10':>8s}", flush=True)
     for n in sizes:

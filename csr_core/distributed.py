@@ -31,6 +31,8 @@ ProgressCallback = Callable[[int, int], None]
 # Environment forwarded to workers so they resolve models and caches exactly as the driver does.
 _FORWARD_ENV_PREFIXES = ("CSR_", "HF_", "TRANSFORMERS_", "OPEN_CLIP", "TORCH_HOME", "XDG_CACHE_HOME")
 _REPO_ROOT = str(Path(__file__).resolve().parents[1])
+# Optional encoder attributes other code reads (cache keys, the leakage guard); the pool mirrors them from a worker.
+_MIRRORED_ATTRS = ("lang_invariant", "training_image_ids", "training_sources")
 
 
 def ray_available() -> tuple[bool, str]:
@@ -82,6 +84,9 @@ class _EncoderWorker:
 
     def dim(self) -> int:
         return int(self.encoder.dim)
+
+    def attributes(self) -> dict:
+        return {a: getattr(self.encoder, a) for a in _MIRRORED_ATTRS if hasattr(self.encoder, a)}
 
     def encode_texts(self, start: int, texts: list[str], lang: str | None, batch_size: int):
         return start, self.encoder.encode_texts(texts, lang=lang, batch_size=batch_size)
@@ -166,6 +171,8 @@ class RayEncoderPool:
             raise
         self.fingerprint: str = fps[0]
         self.dim: int = int(dims[0])
+        for attr, value in ray.get(self._workers[0].attributes.remote()).items():
+            setattr(self, attr, value)  # e.g. lang_invariant changes cache keys; training ids feed the leakage guard
 
     def __enter__(self) -> RayEncoderPool:
         return self

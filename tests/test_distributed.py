@@ -99,13 +99,15 @@ class TestPool:
         from csr_core.encoders.base import Encoder
 
         assert isinstance(pool, Encoder)
+        assert getattr(pool, "lang_invariant", False) == getattr(single, "lang_invariant", False)
         _, texts = flickr
         cache, report = EmbeddingCache(tmp_path), CacheReport()
         got = cached_encode_texts(pool, texts[:20], lang="en", cache=cache, batch_size=8, report=report)
         assert report.encoded == 20
         # same fingerprint, so the single-process encoder reads the pool's vectors straight from the cache
         again = CacheReport()
-        np.testing.assert_array_equal(cached_encode_texts(single, texts[:20], lang="en", cache=cache, report=again), got)
+        from_cache = cached_encode_texts(single, texts[:20], lang="en", cache=cache, report=again)
+        np.testing.assert_array_equal(from_cache, got)
         assert again.hits == 20 and again.encoded == 0
         np.testing.assert_allclose(got, single.encode_texts(texts[:20], batch_size=8), atol=1e-5)
 
