@@ -37,6 +37,7 @@ from csr_core.encoders.csr_mini import (
     tower_manifest,
 )
 from csr_core.errors import CSRError
+from csr_core.machine import machine_info
 from csr_core.training.arms import ALL_ARMS, MAIN_ARMS, SWEEP_ARMS, ArmSpec, arm_languages, build_pools, parse_arm
 from csr_core.training.data import VAL_LANG, CaptionPools, TrainData, ValData, check_no_test_photos
 from csr_core.training.trainer import DEFAULT_VARIANTS, TrainConfig, TrainResult, tensor_digest, train
@@ -200,6 +201,7 @@ def heads_manifest(result: TrainResult, image_tower, text_tower) -> dict[str, An
         "train_wall_s": round(result.wall_s, 2),
         "torch_threads": torch.get_num_threads(),
         "torch_version": torch.__version__,
+        "machine": machine_info(),
         **info,
         **tower_manifest(image_tower, text_tower),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

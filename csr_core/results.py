@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from csr_core.errors import ResultsError
+from csr_core.machine import machine_info
 
 SCHEMA_VERSION = 1
 
@@ -327,6 +328,7 @@ def build_manifest(params: dict, fingerprints: dict | None = None) -> dict:
         "git_dirty": dirty,
         "python": platform.python_version(),
         "platform": platform.platform(),
+        "machine": machine_info(),
         "packages": package_versions(),
         "params": clean_params,
         "params_key": params_key(clean_params),

@@ -36,9 +36,9 @@ def muse(shared_data) -> dict[str, Lexicon]:
 
 @pytest.fixture(scope="module")
 def train_captions(shared_data) -> list[str]:
-    """The first 3000 real Multi30K English training captions."""
+    """Up to 3000 Multi30K English training captions (the first 3000 of the real file)."""
     with gzip.open(shared_data / "multi30k" / "task1" / "raw" / "train.en.gz", "rt", encoding="utf-8") as handle:
-        return [next(handle).rstrip("\n") for _ in range(3000)]
+        return [line.rstrip("\n") for _, line in zip(range(3000), handle)]
 
 
 # ---- golden outputs (checked by eye once, then pinned) -------------------------------------------------------------
@@ -67,7 +67,7 @@ def test_golden_tiny_lexicons():
     assert result.langs_used == ("fr", "de")
 
 
-def test_golden_real_muse(muse):
+def test_golden_real_muse(muse, real_data):
     bl = CodeSwitcher(muse, "bl", p=0.5, seed=0, langs="de")
     assert [bl.switch(c).text for c in CAPTIONS] == [
         "A mann in a blue shirt is standing on a leitern cleaning a fenster.",
@@ -388,8 +388,7 @@ def test_cli_entry_point_reads_stdin(tmp_path):
 
     from csr_core.cli import COMMAND_MODULES
 
-    if "codeswitch" not in COMMAND_MODULES:
-        pytest.skip("codeswitch is not registered in csr_core.cli.COMMAND_MODULES yet")
+    assert "codeswitch" in COMMAND_MODULES
     lexicon = tmp_path / "en-de.txt"
     lexicon.write_text("dog Hund\n", encoding="utf-8")
     done = subprocess.run([sys.executable, "-m", "csr_core", "codeswitch", "--lexicon", str(lexicon), "--p", "1"],

@@ -639,7 +639,17 @@ def test_run_page_small_eval_lands_rows_and_cancel_writes_nothing(shared_data, t
 
     model = _tiny_model(tmp_path, seed=5)
     at = app("app_pages/run_eval.py")
-    assert widget(at, "button", "run_start").disabled  # no model chosen yet
+    # The model catalogue is listed by a background worker: wait for it rather than assert on a race with it.
+    deadline = time.time() + 180
+    while "Checking which models can run here" in text_of(at):
+        assert time.time() < deadline, "the model catalogue never finished"
+        time.sleep(0.5)
+        rerun(at)
+    offered = widget(at, "selectbox", "run_model")
+    assert offered.options and offered.value == offered.options[0]  # shipped csr-mini heads are offered, first chosen
+    widget(at, "multiselect", "run_langs").set_value([])
+    rerun(at)
+    assert widget(at, "button", "run_start").disabled and "pick at least one language" in text_of(at)
     widget(at, "text_input", "run_model_custom").set_value(model)
     widget(at, "multiselect", "run_langs").set_value(["en", "de"])
     widget(at, "multiselect", "run_settings").set_value(["monolingual"])

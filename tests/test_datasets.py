@@ -51,15 +51,15 @@ def _gz_line(path: Path, i: int) -> str:
 # ---------------------------------------------------------------------------------------- flickr8k-multi30k
 
 
-def test_offline_split_counts_and_disjointness(shared_data):
-    splits = split_image_ids("flickr8k-multi30k", data_root=shared_data)
+def test_offline_split_counts_and_disjointness(real_data):
+    splits = split_image_ids("flickr8k-multi30k", data_root=real_data)
     assert {k: len(v) for k, v in splits.items()} == {"train": 663, "val": 100, "test": 237}
     sets = {k: set(v) for k, v in splits.items()}
     assert not sets["train"] & sets["val"] and not sets["train"] & sets["test"] and not sets["val"] & sets["test"]
-    photos = {p.name.split("_")[0] + ".jpg" for p in (shared_data / "flickr8k" / "images").glob("*.jpg")}
+    photos = {p.name.split("_")[0] + ".jpg" for p in (real_data / "flickr8k" / "images").glob("*.jpg")}
     assert len(photos) == 1000 and set().union(*sets.values()) == photos
     # 937 photos have Multi30K task1 captions (train 872 + val 34 + test_2016 31); val/test come only from them
-    lists = shared_data / "multi30k" / "task1" / "image_splits"
+    lists = real_data / "multi30k" / "task1" / "image_splits"
     task1 = set()
     for name in ("train", "val", "test_2016_flickr"):
         task1 |= photos & set((lists / f"{name}.txt").read_text().split())
@@ -68,14 +68,14 @@ def test_offline_split_counts_and_disjointness(shared_data):
     assert len(sets["train"] - task1) == 63
 
 
-def test_offline_split_is_deterministic_and_pinned(shared_data):
-    a = split_image_ids("flickr8k-multi30k", data_root=shared_data)
-    b = split_image_ids("flickr8k-multi30k", data_root=shared_data)
+def test_offline_split_is_deterministic_and_pinned(real_data):
+    a = split_image_ids("flickr8k-multi30k", data_root=real_data)
+    b = split_image_ids("flickr8k-multi30k", data_root=real_data)
     assert a == b
     assert hashlib.sha256("\n".join(a["test"]).encode()).hexdigest() == F8K_TEST_SHA
 
 
-def test_offline_captions_per_split(f8k):
+def test_offline_captions_per_split(f8k, real_data):
     train, test = f8k["train"], f8k["test"]
     assert train.languages == ["en", "de", "fr", "cs"]
     assert all(len(c) == 5 for c in train.captions["en"])  # the five Flickr8k captions of every photo
@@ -91,13 +91,13 @@ def test_offline_captions_per_split(f8k):
     assert [p.name.split("_")[0] + ".jpg" for p in test.image_paths] == test.image_ids
 
 
-def test_offline_task1_alignment_known_lines(f8k, shared_data):
+def test_offline_task1_alignment_known_lines(f8k, real_data):
     train, test = f8k["train"], f8k["test"]
     row = train.image_ids.index("1000268201.jpg")  # line 3 of Multi30K task1 train
     assert train.captions["de"][row] == ["Ein kleines Mädchen klettert in ein Spielhaus aus Holz."]
     assert "A child in a pink dress is climbing up a set of stairs in an entry way ." in train.captions["en"][row]
     # every test photo's four captions are the same line of the same Multi30K file
-    raw = shared_data / "multi30k" / "task1"
+    raw = real_data / "multi30k" / "task1"
     lists = {s: (raw / "image_splits" / f"{s}.txt").read_text().split() for s in ("train", "val", "test_2016_flickr")}
     for i in (0, 100, 236):
         image_id = test.image_ids[i]
@@ -107,7 +107,7 @@ def test_offline_task1_alignment_known_lines(f8k, shared_data):
             assert test.captions[lang][i] == [_gz_line(raw / "raw" / f"{src}.{lang}.gz", line)]
 
 
-def test_flat_and_parallel_views(f8k):
+def test_flat_and_parallel_views(f8k, real_data):
     test = f8k["test"]
     flat = test.flat("en-x-f8k")
     assert len(flat) == 1185 and flat.caption_image.dtype == np.int64
@@ -163,7 +163,7 @@ def test_leakage_guard(f8k, shared_data):
 # ---------------------------------------------------------------------------------------- official layouts
 
 
-def test_xtd10_eleven_languages_text_only(xtd):
+def test_xtd10_eleven_languages_text_only(xtd, real_data):
     assert len(xtd) == 1000 and xtd.text_only
     assert sorted(xtd.languages) == sorted(["en", "es", "it", "ko", "pl", "ru", "tr", "zh", "de", "fr", "ja"])
     assert all(xtd.caption_count(lang) == 1000 for lang in xtd.languages)  # es..zh lack a final newline
@@ -189,49 +189,49 @@ def test_xtd10_refused_for_coco_trained_model(xtd):
     assert check_leakage(xtd, None, model_training_sources={"laion2b"}).ok
 
 
-def test_xtd10_with_coco_folder_needs_the_images(tmp_path, shared_data):
+def test_xtd10_with_coco_folder_needs_the_images(tmp_path, real_data):
     with pytest.raises(DataError) as exc:
-        load_dataset("xtd10", data_root=shared_data, image_root=tmp_path)
+        load_dataset("xtd10", data_root=real_data, image_root=tmp_path)
     assert "1000 of 1000 images" in str(exc.value) and "COCO_train2014_000000061844.jpg" in str(exc.value)
 
 
-def test_multi30k_task1_and_task2(shared_data):
-    test = load_dataset("multi30k", "test", data_root=shared_data)
+def test_multi30k_task1_and_task2(real_data):
+    test = load_dataset("multi30k", "test", data_root=real_data)
     assert test.split == "test_2016_flickr" and len(test) == 1000 and test.text_only
     assert test.captions["en"][0] == ["A man in an orange hat starring at something."]
     assert test.captions["cs"][0] == ["Muž v oranžovém klobouku na něco zírá."]
     assert test.aligned_langs == {"en", "de", "fr", "cs"}
-    coco = load_dataset("multi30k", "test_2017_mscoco", data_root=shared_data)
+    coco = load_dataset("multi30k", "test_2017_mscoco", data_root=real_data)
     assert coco.languages == ["en", "de", "fr"] and "coco-train2014" in coco.image_sources
-    task2 = load_dataset("multi30k", "val", data_root=shared_data, task=2)
+    task2 = load_dataset("multi30k", "val", data_root=real_data, task=2)
     assert len(task2) == 1014 and task2.caption_count("de") == 5 * 1014 and not task2.aligned_langs
     with pytest.raises(DataError, match="no split 'test_2099'"):
-        load_dataset("multi30k", "test_2099", data_root=shared_data)
+        load_dataset("multi30k", "test_2099", data_root=real_data)
 
 
-def test_multi30k_with_image_folder_reports_or_skips_missing(tmp_path, shared_data):
+def test_multi30k_with_image_folder_reports_or_skips_missing(tmp_path, real_data):
     folder = tmp_path / "flickr30k"
     folder.mkdir()
-    for src in (shared_data / "flickr8k" / "images").glob("1007129816_*.jpg"):
+    for src in (real_data / "flickr8k" / "images").glob("1007129816_*.jpg"):
         shutil.copy(src, folder / "1007129816.jpg")  # the first photo of test_2016
     with pytest.raises(DataError, match="999 of 1000 images"):
-        load_dataset("multi30k", "test", data_root=shared_data, image_root=folder)
-    kept = load_dataset("multi30k", "test", data_root=shared_data, image_root=folder, skip_unreadable=True)
+        load_dataset("multi30k", "test", data_root=real_data, image_root=folder)
+    kept = load_dataset("multi30k", "test", data_root=real_data, image_root=folder, skip_unreadable=True)
     assert kept.image_ids == ["1007129816.jpg"] and len(kept.skipped) == 999
     assert kept.captions["de"] == [["Ein Mann mit einem orangefarbenen Hut, der etwas anstarrt."]]
     assert all("not found" in reason for _, reason in kept.skipped)
 
 
-def test_flickr30k_200_machine_translated_with_normalised_codes(shared_data):
-    ts = load_dataset("flickr30k-200", data_root=shared_data)
+def test_flickr30k_200_machine_translated_with_normalised_codes(real_data):
+    ts = load_dataset("flickr30k-200", data_root=real_data)
     assert len(ts) == 1000 and len(ts.languages) > 190
     assert ts.provenance["en"] == HUMAN and ts.provenance["de"] == MACHINE
     assert all(p == MACHINE for lang, p in ts.provenance.items() if lang != "en")
     assert ts.meta["source_codes"]["de"] == "deu_Latn" and ts.meta["source_codes"]["zh-Hant"] == "zho_Hant"
     assert {"zh", "zh-Hant", "ar", "ko", "ja"} <= set(ts.languages) and "eng_captions.txt" in ts.meta["other_files"]
-    lists = (shared_data / "multi30k" / "task1" / "image_splits" / "test_2016_flickr.txt").read_text().split()
+    lists = (real_data / "multi30k" / "task1" / "image_splits" / "test_2016_flickr.txt").read_text().split()
     assert ts.image_ids == lists
-    sub = load_dataset("flickr30k-200", data_root=shared_data, langs=["eng_Latn", "deu_Latn", "zho_Hant"])
+    sub = load_dataset("flickr30k-200", data_root=real_data, langs=["eng_Latn", "deu_Latn", "zho_Hant"])
     assert sub.languages == ["en", "de", "zh-Hant"]
     assert sub.parallel(sub.languages).texts["de"][0].startswith("Der Mann")
 
@@ -245,12 +245,12 @@ def test_flores_codes_unambiguous():
         normalize_lang("xx")
 
 
-def test_flickr8k_photos_present(shared_data):
-    ts = load_dataset("flickr8k", "all", data_root=shared_data, verify_images="exists")
+def test_flickr8k_photos_present(real_data):
+    ts = load_dataset("flickr8k", "all", data_root=real_data, verify_images="exists")
     assert len(ts) == 1000 and all(len(c) == 5 for c in ts.captions["en"])
     assert "7091" in ts.notes  # captioned photos without a file are counted, not silently dropped
     with pytest.raises(DataError, match="Flickr_8k.testImages.txt"):
-        load_dataset("flickr8k", "test", data_root=shared_data)
+        load_dataset("flickr8k", "test", data_root=real_data)
 
 
 def test_registry(shared_data):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import math
@@ -55,8 +54,8 @@ def clip_benchmark_dump(path: Path, **overrides) -> Path:
 
 
 # ---- open_clip multilingual CSV (real file) --------------------------------------------------------------------
-def test_multilingual_csv_row_count_and_cells(shared_data):
-    path = shared_data / MULTILINGUAL
+def test_multilingual_csv_row_count_and_cells(real_data):
+    path = real_data / MULTILINGUAL
     header, table = _csv_rows(path)
     metric_columns = [c for c in header if c not in ("model", "version", "avg") and not c.endswith(" avg")]
     expected = sum(_filled(row[c]) for row in table for c in metric_columns)
@@ -87,8 +86,8 @@ def test_multilingual_csv_row_count_and_cells(shared_data):
     assert cell("xtd10", "t2i", 5, "ja", "img") == [pytest.approx(jp * 100)]
 
 
-def test_english_csv_row_count_and_cells(shared_data):
-    path = shared_data / ENGLISH
+def test_english_csv_row_count_and_cells(real_data):
+    path = real_data / ENGLISH
     header, table = _csv_rows(path)
     metric_columns = [c for c in header if " retr. R@" in c]
     assert len(metric_columns) == 12
@@ -103,7 +102,7 @@ def test_english_csv_row_count_and_cells(shared_data):
     assert cell["query_lang"].tolist() == ["img"] and cell["doc_lang"].tolist() == ["en"]
     # the auto-detecting entry point picks the same reader for either file
     assert len(import_openclip_csv(path)) == len(rows)
-    multilingual = shared_data / MULTILINGUAL
+    multilingual = real_data / MULTILINGUAL
     assert len(import_openclip_csv(multilingual)) == len(import_openclip_multilingual_csv(multilingual))
 
 
@@ -198,13 +197,8 @@ def test_clip_benchmark_json_missing_key(tmp_path):
 # ---- the `import` command --------------------------------------------------------------------------------------
 def _run_import(argv: list[str]) -> int:
     from csr_core import cli
-    from csr_core.commands import import_results
 
-    if "import_results" in cli.COMMAND_MODULES:
-        return cli.main(["import", *argv])
-    parser = argparse.ArgumentParser()
-    import_results.add_arguments(parser)
-    return import_results.run(parser.parse_args(argv))
+    return cli.main(["import", *argv])
 
 
 def test_import_command_writes_reference_rows(tmp_path, capsys):
@@ -237,20 +231,16 @@ def test_import_command_bad_file_imports_nothing(tmp_path, capsys):
     good = clip_benchmark_dump(tmp_path / "good.json")
     bad = tmp_path / "bad.json"
     bad.write_text("{}")
-    try:
-        code = _run_import(["clip-benchmark", str(good), str(bad)])
-        message = capsys.readouterr().err  # through cli.main: the error is printed, exit code 2
-    except DataError as error:  # run() called directly: the error propagates
-        code, message = 2, str(error)
+    code = _run_import(["clip-benchmark", str(good), str(bad)])
+    message = capsys.readouterr().err  # through cli.main: the error is printed, exit code 2
     assert code == 2 and "bad.json: missing key(s)" in message
     assert ResultsStore().load().empty
 
 
-def test_import_command_through_the_cli_router(tmp_path, capsys, monkeypatch):
+def test_import_command_through_the_cli_router(tmp_path, capsys):
     from csr_core import cli
 
-    if "import_results" not in cli.COMMAND_MODULES:
-        monkeypatch.setattr(cli, "COMMAND_MODULES", (*cli.COMMAND_MODULES, "import_results"))
+    assert "import_results" in cli.COMMAND_MODULES
     path = clip_benchmark_dump(tmp_path / "one.json")
     assert cli.main(["import", "clip-benchmark", str(path), "--results-dir", str(tmp_path / "store")]) == 0
     assert "4 reference rows imported" in capsys.readouterr().out

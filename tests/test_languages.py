@@ -121,9 +121,9 @@ def test_normalize_langs_catches_collisions():
         L.normalize_langs(["zho_Hans", "zh"])
 
 
-def test_every_flores_file_of_flickr30k_200(shared_data):
+def test_every_flores_file_of_flickr30k_200(real_data):
     """Every language file of flickr30k-200 normalises, distinctly; the two non-language files fail clearly."""
-    names = sorted(p.stem for p in (shared_data / "flickr30k-200").glob("*.txt"))
+    names = sorted(p.stem for p in (real_data / "flickr30k-200").glob("*.txt"))
     good, bad = {}, {}
     for name in names:
         try:

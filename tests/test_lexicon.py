@@ -5,7 +5,6 @@ from __future__ import annotations
 import codecs
 import gzip
 import socket
-import time
 from pathlib import Path
 
 import pytest
@@ -26,9 +25,9 @@ from csr_core.tokenize import phrase_key, split_words, tokenize
 
 @pytest.fixture(scope="module")
 def muse_lines(shared_data) -> list[str]:
-    """The first 3000 lines of the real MUSE en-de dictionary (`target @ source`)."""
+    """Up to 3000 lines of the MUSE en-de dictionary (`target @ source`)."""
     with open(shared_data / "muse" / "en-de.dict", encoding="utf-8") as handle:
-        return [next(handle).rstrip("\n") for _ in range(3000)]
+        return [line.rstrip("\n") for _, line in zip(range(3000), handle)]
 
 
 def _write(path: Path, text: str, encoding: str = "utf-8") -> Path:
@@ -66,8 +65,8 @@ def test_phrase_keys_refuse_edges_that_never_match():
 # ---- layouts and encodings: same content, same fingerprint --------------------------------------------------------
 
 
-def test_real_muse_en_de_loads_completely(shared_data):
-    lexicon = load_muse("de", shared_data)
+def test_real_muse_en_de_loads_completely(real_data):
+    lexicon = load_muse("de", real_data)
     report = lexicon.report
     assert report.layout == "reversed" and report.n_malformed == 0
     assert report.n_lines == 101931
@@ -81,7 +80,7 @@ def test_real_muse_en_de_loads_completely(shared_data):
     assert lexicon.translations("Man") == lexicon.translations("MAN") and "mann" in lexicon.translations("man")
     assert lexicon.translations("the")[:2] == ("die", "der")  # file order kept
     assert "zzqx" not in lexicon and lexicon.translations("zzqx") == ()
-    assert load_muse("de", shared_data) is lexicon  # memoised per file
+    assert load_muse("de", real_data) is lexicon  # memoised per file
 
 
 def test_all_layouts_and_encodings_give_the_same_lexicon(tmp_path, muse_lines):
@@ -244,11 +243,11 @@ def _closed_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_download_unreachable_says_offline_quickly(tmp_path):
-    start = time.perf_counter()
-    with pytest.raises(LexiconError, match="offline or unreachable"):
-        download_muse("de", tmp_path, url=f"http://127.0.0.1:{_closed_port()}/en-de.txt", timeout=2)
-    assert time.perf_counter() - start < 5
+def test_download_unreachable_says_offline(tmp_path):
+    url = f"http://127.0.0.1:{_closed_port()}/en-de.txt"
+    with pytest.raises(LexiconError, match="offline or unreachable") as error:
+        download_muse("de", tmp_path, url=url, timeout=2)
+    assert url in str(error.value)
     assert not (tmp_path / "muse" / "en-de.txt").exists()
 
 

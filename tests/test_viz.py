@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from testsupport import skip_or_fail
 from scipy import stats
 
 from csr_core import viz
@@ -196,8 +197,9 @@ def test_to_png_without_a_browser_says_what_to_install(tmp_path, monkeypatch):
     assert not (tmp_path / "x.png").exists()
 
 
-@pytest.mark.skipif(viz.find_chromium() is None, reason="no local Chromium (apt-get install chromium) for kaleido")
 def test_to_png_writes_a_png_with_the_local_chromium(tmp_path):
+    if viz.find_chromium() is None:
+        skip_or_fail("no local Chromium (apt-get install chromium) for kaleido")
     chart = viz.heatmap(_cells(), x="lang", y="series")
     path = viz.to_png(chart.fig, tmp_path / "out" / "heatmap.png", width=400, height=300)
     data = path.read_bytes()

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from testsupport import skip_or_fail
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = REPO / "tests" / "assets" / "csr-test-tiny-vit.json"
@@ -219,7 +220,7 @@ class Dashboard:
 def browser_store(shared_data, tmp_path_factory) -> dict:
     reason = chromium_missing_reason()
     if reason:
-        pytest.skip(reason)
+        skip_or_fail(reason)
     return build_results_store(tmp_path_factory.mktemp("browser-store"))
 
 
@@ -242,7 +243,7 @@ def dashboard(browser_store) -> Iterator[Dashboard]:
 def chromium_browser():
     reason = chromium_missing_reason()
     if reason:
-        pytest.skip(reason)
+        skip_or_fail(reason)
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:

@@ -23,15 +23,16 @@ TINY_CONFIG = REPO / "tests" / "assets" / "csr-test-tiny-vit.json"
 
 
 def page_path(name: str) -> Path:
-    """A dashboard page file (the pages live in app_pages/; pages/ in older trees)."""
-    for folder in ("app_pages", "pages"):
-        if (REPO / folder / name).is_file():
-            return REPO / folder / name
-    return REPO / "app_pages" / name
+    """A dashboard page file in app_pages/; a missing page is a failure, not a skip."""
+    path = REPO / "app_pages" / name
+    assert path.is_file(), f"dashboard page {path} is missing"
+    return path
 
 
 def page_files() -> list[Path]:
-    return sorted(p for folder in ("app_pages", "pages") for p in (REPO / folder).glob("*.py"))
+    files = sorted((REPO / "app_pages").glob("*.py"))
+    assert files, "no dashboard pages in app_pages/"
+    return files
 N_PHOTOS = 30
 
 

@@ -251,12 +251,9 @@ def test_pickle_disguised_as_a_cache_shard_is_never_unpickled(tiny_model, tmp_pa
 
 def test_url_parameters_cannot_point_pages_at_server_paths(tmp_path, monkeypatch):
     """A shared link with `?dataset=jsonl:/somewhere` must not make the Code-switch page read that folder."""
-    pytest.importorskip("streamlit")
     from streamlit.testing.v1 import AppTest
 
     page = page_path("codeswitch.py")
-    if not page.is_file():
-        pytest.skip("the Code-switch page is not there")
     target = tmp_path / "probe"
     target.mkdir()
     (target / "captions.jsonl").write_text(json.dumps({"image": "x.jpg", "captions": {"en": ["planted"]}}) + "\n")
