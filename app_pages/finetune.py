@@ -10,11 +10,12 @@ import streamlit as st
 from csr_core import viz
 from csr_core.dashboard_state import Job, Param, format_duration, pick
 from csr_core.errors import CSRError
+from csr_core.settings import SERIES_SETTINGS
 from app_pages._ui import (empty_results_message, load_ranks, load_rows, publish_to_url, remember, restore,
                        seed_from_url, show_chart, store, valid_choice)
 
 KEYS = ("ft_dataset", "ft_setting", "ft_direction", "ft_k", "ft_model", "ft_baseline", "ft_arms")
-SCHEMA = {"dataset": Param("str", ""), "setting": Param("str", "monolingual", ("monolingual", "multilingual")),
+SCHEMA = {"dataset": Param("str", ""), "setting": Param("str", "monolingual", SERIES_SETTINGS),
           "direction": Param("str", "t2i", ("t2i", "i2t")), "k": Param("int", 10, lo=1),
           "model": Param("str", ""), "baseline": Param("str", "")}
 restore(KEYS)
@@ -58,7 +59,7 @@ rows = load_rows()
 if rows is None:
     st.stop()
 recall = rows[(rows["source"] == "ours") & (rows["metric"] == "recall")
-              & rows["setting"].isin(("monolingual", "multilingual"))]
+              & rows["setting"].isin(SERIES_SETTINGS)]
 if recall.empty:
     empty_results_message() if rows.empty else st.info("No monolingual/multilingual runs of our own yet.")
 else:
@@ -68,7 +69,7 @@ else:
     valid_choice("ft_dataset", datasets, datasets[-1])
     dataset = c1.selectbox("Dataset", datasets, key="ft_dataset")
     part = recall[recall["dataset"] == dataset]
-    settings = [s for s in ("monolingual", "multilingual") if s in set(part["setting"])]
+    settings = [s for s in SERIES_SETTINGS if s in set(part["setting"])]
     valid_choice("ft_setting", settings, settings[0])
     setting = c2.selectbox("Setting", settings, key="ft_setting")
     part = part[part["setting"] == setting]

@@ -6,20 +6,18 @@ Plotly heatmaps give no selection events in Streamlit, so each heatmap is paired
 
 from __future__ import annotations
 
-import pandas as pd
 import streamlit as st
 
 from csr_core import viz
 from csr_core.dashboard_state import Param, pick, query_table
+from csr_core.settings import SETTING_NAMES, SETTINGS
 from app_pages._ui import (empty_results_message, load_ranks, load_rows, notes_of, publish_to_url,
                        remember, restore, seed_from_url, show_chart, try_dataset, valid_choice, with_series)
 
-SETTINGS = {"monolingual": "Monolingual (captions ↔ images)", "cross": "Cross-lingual (caption X → caption Y)",
-            "multilingual": "Multilingual gallery", "cs-queries": "Code-switched EN queries"}
 MAX_REF_SERIES = 8
 KEYS = ("hm_dataset", "hm_setting", "hm_direction", "hm_k", "hm_refs", "hm_ref_models", "hm_run", "hm_diff_a",
         "hm_diff_b")
-SCHEMA = {"dataset": Param("str", ""), "setting": Param("str", "monolingual", tuple(SETTINGS)),
+SCHEMA = {"dataset": Param("str", ""), "setting": Param("str", "monolingual", SETTING_NAMES),
           "direction": Param("str", "t2i", ("t2i", "i2t", "t2t")), "k": Param("int", 10, lo=1),
           "refs": Param("bool", True), "run": Param("str", "")}
 restore(KEYS)
@@ -41,9 +39,10 @@ latest = rows[rows["source"] == "ours"].sort_values("run_id")["dataset"]
 valid_choice("hm_dataset", datasets, pick(latest.iloc[-1] if len(latest) else None, datasets))
 dataset = c1.selectbox("Dataset", datasets, key="hm_dataset")
 part = recall[recall["dataset"] == dataset]
-settings = [s for s in SETTINGS if s in set(part["setting"])]
+settings = [s for s in SETTING_NAMES if s in set(part["setting"])]
 valid_choice("hm_setting", settings, pick("monolingual", settings))
-setting = c2.selectbox("Setting", settings, key="hm_setting", format_func=SETTINGS.get)
+setting = c2.selectbox("Setting", settings, key="hm_setting", format_func=lambda name: SETTINGS[name].label)
+spec = SETTINGS[setting]
 part = part[part["setting"] == setting]
 directions = [d for d in ("t2i", "i2t", "t2t") if d in set(part["direction"])]
 valid_choice("hm_direction", directions, pick("t2i", directions))
@@ -71,42 +70,23 @@ if has_refs and show_refs:
         part = part[(part["source"] == "ours") | part["series"].isin(shown_refs)]
 
 run_label = ""
-cell_rows = pd.DataFrame()  # the rows of the heatmap, for mapping a selected cell back to its run
-if setting in ("monolingual", "multilingual"):
-    table = viz.recall_table(part, k).drop_duplicates(["series", "lang"], keep="last")
-    order = ["en"] + sorted(set(table["lang"]) - {"en"})
-    y_order = sorted(set(table["series"]), key=lambda label: ("[ref:" in label, label))
-    chart = viz.heatmap(table, x="lang", y="series", value_label=f"R@{k} %", x_order=order, y_order=y_order,
-                        title=f"{dataset} · {setting} · {direction} · R@{k} (model × caption language)")
-    x_col, y_col = "lang", "series"
-    cell_rows = table
-else:
+if spec.one_run_per_view:
     series = sorted(part["series"].unique())
     latest_series = part.sort_values("run_id")["series"].iloc[-1]
     valid_choice("hm_run", series, pick(latest_series, series))
     run_label = st.selectbox("Model / run", series, key="hm_run")
-    chosen = part[part["series"] == run_label]
-    if setting == "cross":
-        table = viz.cross_table(chosen, k)
-        langs = ["en"] + sorted((set(table["query_lang"]) | set(table["doc_lang"])) - {"en"})
-        chart = viz.heatmap(table, x="doc_lang", y="query_lang", value_label=f"R@{k} %", x_order=langs, y_order=langs,
-                            title=f"{run_label}: caption in query_lang → its translation in doc_lang, R@{k}")
-        x_col, y_col = "doc_lang", "query_lang"
-    else:
-        table = viz.cs_curve_table(chosen, k)
-        curve_chart = viz.cs_curve(table, k=k, title=f"{run_label}: R@{k} of EN queries switched with probability p")
-        show_chart(curve_chart, "hm_cs_curve", f"cs_curve_{dataset}_r{k}")
-        table = table.assign(p=table["cs_p"].map(lambda v: f"{v:g}"))
-        chart = viz.heatmap(table, x="p", y="curve", value_label=f"R@{k} %",
-                            title=f"{run_label}: R@{k} by switching mode/languages × p")
-        x_col, y_col = "p", "curve"
-    cell_rows = table.assign(run_id=chosen["run_id"].iloc[0] if len(chosen) else "")
+    view = viz.setting_view(spec.layout, part[part["series"] == run_label], k, title=run_label)
+else:
+    view = viz.setting_view(spec.layout, part, k, title=f"{dataset} · {setting} · {direction}")
+for index, extra in enumerate(view.extra):
+    show_chart(extra, f"hm_extra{index}", f"{setting}_{dataset}_r{k}_{index}")
+chart, cell_rows, x_col, y_col = view.chart, view.cells, view.x, view.y  # cell_rows map a selected cell to its run
 
 show_chart(chart, "hm_main", f"heatmap_{dataset}_{setting}_{direction}_r{k}")
 notes_of(part[part["k"] == k])
 
-if setting == "multilingual":
-    share = with_series(rows[(rows["dataset"] == dataset) & (rows["setting"] == "multilingual")
+if "lang_share" in spec.extra_metrics:
+    share = with_series(rows[(rows["dataset"] == dataset) & (rows["setting"] == setting)
                              & (rows["metric"] == "lang_share")])
     if len(share):
         share_table = share.assign(lang=share["doc_lang"])[["series", "lang", "value", "n_queries"]]
@@ -144,21 +124,14 @@ else:
             else:
                 split = str(rows.loc[rows["run_id"] == run_id, "split"].iloc[0])
                 data = try_dataset(dataset, split)
-                kwargs = dict(setting=setting, direction=direction, k=k)
-                if setting == "cross":
-                    kwargs.update(lang=str(y_value), doc_lang=str(column))
-                elif setting == "cs-queries":
-                    m = match.iloc[0]
-                    kwargs.update(lang="en", cs_mode=m["cs_mode"], cs_langs=m["cs_langs"], cs_p=float(m["cs_p"]))
-                else:
-                    kwargs.update(lang=str(column))
-                queries = query_table(ranks, data, **kwargs)
+                cell = spec.cell_of(str(y_value), str(column), match.iloc[0] if len(match) else None)
+                queries = query_table(ranks, data, setting=setting, direction=direction, k=k, **cell)
                 failing = queries[~queries["hit"]]
                 q1, q2, q3 = st.columns(3)
                 q1.metric("Queries", len(queries))
                 q2.metric(f"Fail (rank > {k})", len(failing))
                 q3.metric("Median rank", f"{queries['rank'].median():.0f}" if len(queries) else "—")
-                if setting == "cs-queries":
+                if spec.code_switched:
                     st.caption("Captions are shown before switching (the switched text is regenerated, not stored).")
                 picked = st.dataframe(failing.drop(columns=["image"]), key="hm_queries", on_select="rerun",
                                       selection_mode="single-row", hide_index=True, height=260)
@@ -188,22 +161,8 @@ else:
     b_label = d2.selectbox("B (subtracted)", options, key="hm_diff_b")
     a_rows, b_rows = ours[ours["series"] == a_label], ours[ours["series"] == b_label]
     compare = None
-    if setting == "cross":
-        a_t, b_t = viz.cross_table(a_rows, k), viz.cross_table(b_rows, k)
-        diff = viz.delta_table(a_t, b_t, ["query_lang", "doc_lang"])
-        dx, dy = "doc_lang", "query_lang"
-    elif setting == "cs-queries":
-        a_t, b_t = viz.cs_curve_table(a_rows, k), viz.cs_curve_table(b_rows, k)
-        diff = viz.delta_table(a_t, b_t, ["curve", "cs_p"])
-        diff["p"] = diff["cs_p"].map(lambda v: f"{v:g}")
-        dx, dy = "p", "curve"
-    else:
-        frames = []
-        for kk in ks:
-            frames.append(viz.delta_table(viz.recall_table(a_rows, kk), viz.recall_table(b_rows, kk), ["lang"])
-                          .assign(metric=f"R@{kk}"))
-        diff = pd.concat(frames, ignore_index=True)
-        dx, dy = "lang", "metric"
+    diff, dx, dy = viz.setting_difference(spec.layout, a_rows, b_rows, k, ks)
+    if not spec.one_run_per_view:
         a_run, b_run = a_rows["run_id"].iloc[0], b_rows["run_id"].iloc[0]
         ranks_a, ranks_b = load_ranks(a_run), load_ranks(b_run)
         if ranks_a is not None and ranks_b is not None:
@@ -217,7 +176,7 @@ else:
     diff_chart = viz.difference_heatmap(diff, x=dx, y=dy, title=f"A − B: {a_label} minus {b_label}",
                                         x_order=diff_order)
     show_chart(diff_chart, "hm_diff", f"difference_{dataset}_{setting}_{direction}")
-    if setting in ("monolingual", "multilingual") and compare is not None and len(compare):
+    if compare is not None and len(compare):
         st.markdown(f"**Paired comparison at R@{k}** (same queries; bootstrap CI, exact McNemar, Holm across "
                     "languages)")
         st.dataframe(compare, key="hm_compare", hide_index=True)

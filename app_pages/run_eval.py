@@ -12,10 +12,9 @@ import streamlit as st
 from csr_core import viz
 from csr_core.dashboard_state import Job, format_duration, pick
 from csr_core.errors import CSRError
+from csr_core.settings import CODE_SWITCHED_SETTINGS, IMAGE_SETTINGS, SETTING_NAMES
 from app_pages._ui import dataset, encoder_pool, model_catalogue, remember, restore, store, valid_choice
 
-SETTINGS = ("monolingual", "cross", "multilingual", "cs-queries")
-IMAGE_SETTINGS = ("monolingual", "multilingual", "cs-queries")
 KEYS = ("run_model", "run_model_custom", "run_dataset", "run_split", "run_langs", "run_settings", "run_ks",
         "run_max_images", "run_seed", "run_cs_modes", "run_cs_ps", "run_cs_langs", "run_resamples", "run_arm")
 restore(KEYS)
@@ -91,7 +90,7 @@ st.caption(f"{len(data)} images · languages {', '.join(data.languages)}" + (" �
                                                                              else ""))
 valid_choice("run_langs", data.languages, [lang for lang in ("en", "de", "fr", "cs") if lang in data.languages])
 langs = st.multiselect("Languages", data.languages, key="run_langs")
-allowed = [s for s in SETTINGS if not (data.text_only and s in IMAGE_SETTINGS)]
+allowed = [s for s in SETTING_NAMES if not (data.text_only and s in IMAGE_SETTINGS)]
 if data.text_only:
     st.caption(f"{ds_name} has no images here, so only the cross-lingual (text → text) setting can run.")
 valid_choice("run_settings", allowed, ["monolingual"] if "monolingual" in allowed else allowed[:1])
@@ -111,7 +110,8 @@ arm = st.text_input("Training arm label (blank for zero-shot)", key="run_arm")
 cs_modes: list[str] = []
 cs_ps: list[float] = []
 cs_langs: list[str] = []
-if "cs-queries" in settings:
+code_switched = [s for s in settings if s in CODE_SWITCHED_SETTINGS]
+if code_switched:
     with st.expander("Code-switched queries", expanded=True):
         valid_choice("run_cs_modes", ["bl", "ml", "multiword", "dictionary"], ["bl"])
         cs_modes = st.multiselect("Modes", ["bl", "ml", "multiword", "dictionary"], key="run_cs_modes")
@@ -133,7 +133,7 @@ if not settings:
     problems.append("pick at least one setting")
 if not ks:
     problems.append("pick at least one K")
-if "cs-queries" in settings and not (cs_modes and cs_ps and cs_langs):
+if code_switched and not (cs_modes and cs_ps and cs_langs):
     problems.append("code-switched queries need modes, p values and target languages")
 if problems:
     st.caption("To start: " + "; ".join(problems) + ".")

@@ -15,6 +15,7 @@ import pandas as pd
 
 from csr_core.errors import DataError
 from csr_core.metrics import hits_at_k
+from csr_core.settings import get_setting
 from csr_core.stats import adjust_pvalues, bootstrap_ci, paired_test, reliability_note
 
 GAP_COLUMNS = ["lang", "pivot_value", "lang_value", "gap", "ci_low", "ci_high", "n", "paired", "p_value", "p_holm",
@@ -93,8 +94,8 @@ def compare_runs(ranks_a: pd.DataFrame, ranks_b: pd.DataFrame, *, k: int = 10, s
                  direction: str = "t2i", cs_mode: str = "", cs_p: float | None = None, seed: int = 0,
                  n_resamples: int = 1000, alpha: float = 0.05) -> pd.DataFrame:
     """R@K(a) - R@K(b) per language on the same queries: paired CI, exact McNemar, Holm across languages."""
-    if setting == "cs-queries":
-        a, b = _select_cs(ranks_a, cs_mode, cs_p), _select_cs(ranks_b, cs_mode, cs_p)
+    if get_setting(setting).code_switched:
+        a, b = _select_cs(ranks_a, setting, cs_mode, cs_p), _select_cs(ranks_b, setting, cs_mode, cs_p)
     else:
         a, b = _select(ranks_a, setting, direction), _select(ranks_b, setting, direction)
     records = []
@@ -123,11 +124,11 @@ def compare_runs(ranks_a: pd.DataFrame, ranks_b: pd.DataFrame, *, k: int = 10, s
     return frame[COMPARE_COLUMNS]
 
 
-def _select_cs(ranks: pd.DataFrame, cs_mode: str, cs_p: float | None) -> pd.DataFrame:
-    """cs-queries cells are keyed by their target languages (`de`, or `de,fr,cs` for ML-CS)."""
+def _select_cs(ranks: pd.DataFrame, setting: str, cs_mode: str, cs_p: float | None) -> pd.DataFrame:
+    """Code-switched cells are keyed by their target languages (`de`, or `de,fr,cs` for ML-CS)."""
     if ranks.empty:
         return ranks.assign(lang=pd.Series(dtype=str))
-    mask = (ranks["setting"] == "cs-queries") & (ranks["cs_mode"] == cs_mode)
+    mask = (ranks["setting"] == setting) & (ranks["cs_mode"] == cs_mode)
     if cs_p is not None:
         mask &= np.isclose(ranks["cs_p"].astype(float), cs_p)
     out = ranks[mask].copy()

@@ -22,10 +22,10 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-import numpy as np
 import pandas as pd
 
 from csr_core.errors import CancelledError, DataError
+from csr_core.settings import get_setting
 
 # ---- background jobs ---------------------------------------------------------------------------------------------
 ProgressFn = Callable[[str, int, int], None]
@@ -329,28 +329,20 @@ def query_table(ranks: pd.DataFrame, dataset: Any | None, *, setting: str, direc
     caption-side language (doc_lang for i2t); `dataset` (an ImageTextSet of the run's split) may be None when the
     data is not available here, leaving caption/image empty.
     """
-    mask = (ranks["setting"] == setting) & (ranks["direction"] == direction)
-    if setting == "cs-queries":
-        mask &= (ranks["cs_mode"] == cs_mode) & (ranks["cs_langs"] == cs_langs)
-        if cs_p is not None:
-            mask &= np.isclose(ranks["cs_p"].astype(float), float(cs_p))
-    elif direction == "i2t":
-        mask &= ranks["doc_lang"] == lang
-    elif setting == "cross":
-        mask &= (ranks["query_lang"] == lang) & (ranks["doc_lang"] == (doc_lang or ""))
-    else:
-        mask &= ranks["query_lang"] == lang
+    spec = get_setting(setting)
+    mask = spec.cell_mask(ranks, direction=direction, lang=lang, doc_lang=doc_lang, cs_mode=cs_mode,
+                          cs_langs=cs_langs, cs_p=cs_p)
     part = ranks.loc[mask, ["query_id", "rank"]].copy()
     part["rank"] = part["rank"].astype(int)
     part["hit"] = part["rank"] <= int(k)
     captions: list[str] = []
     images: list[str] = []
     index = {image_id: row for row, image_id in enumerate(dataset.image_ids)} if dataset is not None else {}
-    caption_lang = "en" if setting == "cs-queries" else lang
+    caption_lang = spec.caption_lang(lang)
     for query_id in part["query_id"]:
         caption, image = "", ""
         qid = str(query_id)
-        if setting == "multilingual" and direction == "t2i" and ":" in qid:
+        if spec.pooled_queries and direction == "t2i" and ":" in qid:
             caption_lang, qid = qid.split(":", 1)  # pooled gallery ids are "<lang>:<image>#<j>"
         image_id, _, j = qid.partition("#")
         row = index.get(image_id)

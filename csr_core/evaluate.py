@@ -20,8 +20,7 @@ import numpy as np
 import pandas as pd
 
 from csr_core.errors import CancelledError, DataError
-
-SETTINGS: tuple[str, ...] = ("monolingual", "cross", "multilingual", "cs-queries")
+from csr_core.settings import check_settings, get_setting
 DEFAULT_KS: tuple[int, ...] = (1, 5, 10)
 DEFAULT_CS_PS: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
 DEFAULT_CS_MODES: tuple[str, ...] = ("bl", "ml")
@@ -52,16 +51,11 @@ class EvalConfig:
 
     def __post_init__(self) -> None:
         self.langs = tuple(self.langs)
-        self.settings = tuple(self.settings)
+        self.settings = check_settings(self.settings)
         self.ks = tuple(int(k) for k in self.ks)
         self.cs_modes = tuple(self.cs_modes)
         self.cs_ps = tuple(float(p) for p in self.cs_ps)
         self.cs_langs = tuple(self.cs_langs) if self.cs_langs else None
-        unknown = [s for s in self.settings if s not in SETTINGS]
-        if unknown:
-            raise DataError(f"unknown setting(s) {unknown}; choose from {', '.join(SETTINGS)}")
-        if not self.settings:
-            raise DataError("no setting chosen; choose from " + ", ".join(SETTINGS))
         if not self.langs:
             raise DataError("no language chosen")
         bad_k = [k for k in self.ks if k < 1]
@@ -138,7 +132,7 @@ def run_evaluation(
     rank_frames: list[pd.DataFrame] = []
     for setting in config.settings:
         ticker.check()
-        setting_records, setting_ranks = _SETTING_RUNNERS[setting](context)
+        setting_records, setting_ranks = get_setting(setting).run(context)
         records.extend(setting_records)
         rank_frames.extend(setting_ranks)
 
@@ -431,11 +425,3 @@ def _cs_queries(ctx: _EvalContext) -> tuple[list[dict], list[pd.DataFrame]]:
             records += ctx.recall_records(ranks, **fields)
             frames.append(ctx.rank_frame(ranks, flat.caption_ids, **fields))
     return records, frames
-
-
-_SETTING_RUNNERS = {
-    "monolingual": _monolingual,
-    "cross": _cross,
-    "multilingual": _multilingual,
-    "cs-queries": _cs_queries,
-}

@@ -29,10 +29,11 @@ from typing import Any, Callable, Sequence
 
 from csr_core.errors import CSRError
 from csr_core.finetune import ALL_ARMS, TrainConfig, finetune, model_name, save_heads
+from csr_core.settings import check_settings
 
 TEST_LANGS: tuple[str, ...] = ("en", "de", "fr", "cs")
 XTD_LANGS: tuple[str, ...] = ("en", "de", "fr", "es", "it", "ru", "zh", "ko", "tr", "pl")
-TEST_SETTINGS: tuple[str, ...] = ("monolingual", "multilingual", "cross", "cs-queries")
+TEST_SETTINGS: tuple[str, ...] = check_settings(("monolingual", "multilingual", "cross", "cs-queries"))
 REPRO_IMAGES = 60  # photos of the fixed test subset whose numbers the heads manifest stores (fast reproduction)
 REPRO_LANGS = ("en", "de")
 TRAINING_LOG = "training_log.json"

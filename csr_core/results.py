@@ -32,6 +32,7 @@ import pandas as pd
 
 from csr_core.errors import ResultsError
 from csr_core.machine import machine_info
+from csr_core.settings import SETTING_NAMES
 
 SCHEMA_VERSION = 1
 
@@ -48,7 +49,6 @@ KEY_COLUMNS: tuple[str, ...] = tuple(
     c for c in ROW_COLUMNS if c not in ("value", "n_queries", "ci_low", "ci_high", "note")
 )
 
-SETTINGS: tuple[str, ...] = ("monolingual", "cross", "multilingual", "cs-queries")
 DIRECTIONS: tuple[str, ...] = ("t2i", "i2t", "t2t")
 METRICS: tuple[str, ...] = ("recall", "median_rank", "mean_rank", "mean_recall", "lang_share")
 PERCENT_METRICS: frozenset[str] = frozenset({"recall", "mean_recall", "lang_share"})
@@ -186,7 +186,7 @@ def _normalise_rows(frame: pd.DataFrame, where: str, fill_defaults: bool) -> pd.
         columns[column] = values.astype(str)
     for column in ("model", "dataset"):
         _first_bad(where, columns[column] == "", columns[column], f"{column} is empty")
-    for column, allowed in (("setting", SETTINGS), ("direction", DIRECTIONS), ("metric", METRICS)):
+    for column, allowed in (("setting", SETTING_NAMES), ("direction", DIRECTIONS), ("metric", METRICS)):
         _first_bad(where, ~columns[column].isin(allowed), columns[column],
                    f"unknown {column} {{value}} (expected one of {', '.join(allowed)})")
     source = columns["source"]

@@ -389,3 +389,57 @@ def to_png(fig: go.Figure, path: str | os.PathLike, *, width: int = 1000, height
     if not path.is_file() or path.stat().st_size == 0:
         raise CSRError(f"PNG export with {browser} wrote nothing to {path}")
     return path
+
+
+# ---- one view per setting layout (the heatmap page holds no per-setting branches) ---------------------------------
+@dataclass
+class SettingView:
+    """A setting's main heatmap, the table each cell maps back to, its axes, and any companion charts."""
+
+    chart: Chart
+    cells: pd.DataFrame
+    x: str
+    y: str
+    extra: list[Chart] = field(default_factory=list)
+
+
+def setting_view(layout: str, rows: pd.DataFrame, k: int, *, title: str) -> SettingView:
+    """The heatmap for a setting's `layout` (see csr_core.settings): many series × language, or one run's
+    language × language or switching-curve × p."""
+    if layout == "series×lang":
+        table = recall_table(rows, k).drop_duplicates(["series", "lang"], keep="last")
+        order = ["en"] + sorted(set(table["lang"]) - {"en"})
+        y_order = sorted(set(table["series"]), key=lambda label: ("[ref:" in label, label))
+        chart = heatmap(table, x="lang", y="series", value_label=f"R@{k} %", x_order=order, y_order=y_order,
+                        title=f"{title} · R@{k} (model × caption language)")
+        return SettingView(chart, table, "lang", "series")
+    run_id = rows["run_id"].iloc[0] if len(rows) else ""
+    if layout == "lang×lang":
+        table = cross_table(rows, k)
+        langs = ["en"] + sorted((set(table["query_lang"]) | set(table["doc_lang"])) - {"en"})
+        chart = heatmap(table, x="doc_lang", y="query_lang", value_label=f"R@{k} %", x_order=langs, y_order=langs,
+                        title=f"{title}: caption in query_lang → its translation in doc_lang, R@{k}")
+        return SettingView(chart, table.assign(run_id=run_id), "doc_lang", "query_lang")
+    if layout == "curve":
+        table = cs_curve_table(rows, k)
+        curve_chart = cs_curve(table, k=k, title=f"{title}: R@{k} of EN queries switched with probability p")
+        table = table.assign(p=table["cs_p"].map(lambda v: f"{v:g}"))
+        chart = heatmap(table, x="p", y="curve", value_label=f"R@{k} %",
+                        title=f"{title}: R@{k} by switching mode/languages × p")
+        return SettingView(chart, table.assign(run_id=run_id), "p", "curve", extra=[curve_chart])
+    raise ValueError(f"unknown layout {layout!r}")
+
+
+def setting_difference(layout: str, a_rows: pd.DataFrame, b_rows: pd.DataFrame, k: int, ks: Sequence[int]
+                       ) -> tuple[pd.DataFrame, str, str]:
+    """A − B cells for a setting's layout at R@k (every K of `ks` for series × language), and its (x, y) columns."""
+    if layout == "lang×lang":
+        return delta_table(cross_table(a_rows, k), cross_table(b_rows, k),
+                           ["query_lang", "doc_lang"]), "doc_lang", "query_lang"
+    if layout == "curve":
+        diff = delta_table(cs_curve_table(a_rows, k), cs_curve_table(b_rows, k), ["curve", "cs_p"])
+        diff["p"] = diff["cs_p"].map(lambda v: f"{v:g}")
+        return diff, "p", "curve"
+    frames = [delta_table(recall_table(a_rows, kk), recall_table(b_rows, kk), ["lang"]).assign(metric=f"R@{kk}")
+              for kk in ks]
+    return pd.concat(frames, ignore_index=True), "lang", "metric"

@@ -13,8 +13,10 @@ import argparse
 import sys
 import threading
 
+from csr_core.settings import SETTING_NAMES
+
 NAME = "eval"
-HELP = "evaluate a model (monolingual, cross, multilingual, cs-queries) and write tidy rows to results/"
+HELP = f"evaluate a model ({', '.join(SETTING_NAMES)}) and write tidy rows to results/"
 
 
 def _csv(value: str) -> list[str]:
@@ -30,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split", default="test")
     parser.add_argument("--langs", type=_csv, default=["en", "de", "fr", "cs"], help="comma-separated, e.g. en,de,fr")
     parser.add_argument("--settings", type=_csv, default=["monolingual"],
-                        help="comma-separated from monolingual,cross,multilingual,cs-queries")
+                        help=f"comma-separated from {','.join(SETTING_NAMES)}")
     parser.add_argument("--k", type=int, nargs="+", default=[1, 5, 10], help="recall cut-offs (default 1 5 10)")
     parser.add_argument("--seed", type=int, default=0, help="seed for code-switching and bootstrap CIs")
     parser.add_argument("--cs-modes", type=_csv, default=["bl", "ml"], help="code-switching modes for cs-queries")
