@@ -4,15 +4,17 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 8501
 
-.PHONY: run test install install-dev browser-deps clean
+.PHONY: run test lint install install-dev browser-deps clean
 
-$(VENV)/.installed: requirements.txt
+## csr_core is installed editable (pyproject.toml; console script `csr-lab`) over the pinned requirements.
+$(VENV)/.installed: requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -r requirements.txt
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	touch $@
 
-$(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt
+$(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt requirements-test.txt requirements-ray.txt requirements-browser.txt
 	$(PY) -m pip install -r requirements-dev.txt
 	touch $@
 
@@ -28,7 +30,10 @@ browser-deps:
 run: install
 	TOKENIZERS_PARALLELISM=false $(PY) -m streamlit run dashboard.py --server.address 127.0.0.1 --server.port $(PORT) --browser.gatherUsageStats false
 
-test: install-dev browser-deps
+lint: install-dev
+	$(PY) -m ruff check csr_core app_pages dashboard.py tests benchmarks
+
+test: install-dev browser-deps lint
 	TOKENIZERS_PARALLELISM=false $(PY) -m pytest
 
 clean:

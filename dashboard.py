@@ -9,14 +9,10 @@ AppTest run) would execute the page file without this router, and a hand-over re
 """
 
 import os
-import sys
-from pathlib import Path
+
+import streamlit as st
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-if str(Path(__file__).resolve().parent) not in sys.path:  # app_pages/ and csr_core/ importable from any cwd
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import streamlit as st  # noqa: E402
 
 st.set_page_config(page_title="CSR Lab", page_icon="🔀", layout="wide")
 

@@ -8,7 +8,6 @@ once); `st.cache_resource` for immutable heavy objects (datasets, the encoder po
 from __future__ import annotations
 
 import os
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -16,14 +15,10 @@ from typing import Any, Mapping, Sequence
 import pandas as pd
 import streamlit as st
 
-_ROOT = Path(__file__).resolve().parent.parent
-if str(_ROOT) not in sys.path:  # pages run as scripts; make `csr_core` importable wherever streamlit starts
-    sys.path.insert(0, str(_ROOT))
-
-from csr_core import viz  # noqa: E402
-from csr_core.dashboard_state import EncoderPool, Job, Param, decode_params, encode_params  # noqa: E402
-from csr_core.errors import CSRError  # noqa: E402
-from csr_core.results import ResultsStore  # noqa: E402
+from csr_core import viz
+from csr_core.dashboard_state import EncoderPool, Job, Param, decode_params, encode_params
+from csr_core.errors import CSRError
+from csr_core.results import ResultsStore
 
 # ---- results ---------------------------------------------------------------------------------------------------
 

@@ -50,3 +50,25 @@ def test_cli_bad_command_input_is_a_clear_error_not_a_traceback():
                          timeout=120)
     assert out.returncode == 2
     assert "error:" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_console_script_is_installed_and_routes_commands():
+    """`pip install -e .` (the Makefile) installs csr_core as the distribution csr-lab with a `csr-lab` command."""
+    import importlib.metadata
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import csr_core
+
+    dist = importlib.metadata.distribution("csr-lab")
+    assert dist.version == csr_core.__version__
+    assert any(ep.name == "csr-lab" and ep.value == "csr_core.cli:main" for ep in dist.entry_points)
+    exe = Path(sys.executable).parent / "csr-lab"
+    assert exe.is_file(), f"{exe} missing: run `make install` (pip install -e .)"
+    done = subprocess.run([str(exe), "datasets"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "flickr8k-multi30k" in done.stdout
+    bad = subprocess.run([str(exe), "eval", "--model", "csr-mini", "--dataset", "flickr8k-multi30k",
+                          "--settings", "nope"], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "unknown setting" in bad.stderr

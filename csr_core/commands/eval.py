@@ -113,7 +113,7 @@ def summary_table(rows) -> str:
         f"{v:5.1f} [{lo:4.1f},{hi:4.1f}]" + ("*" if note else "")
         for v, lo, hi, note in zip(recall["value"], recall["ci_low"], recall["ci_high"], recall["note"])
     ]
-    recall["cs"] = [f"{m} {l} p={p:g}" if m else "" for m, l, p in
+    recall["cs"] = [f"{m} {langs} p={p:g}" if m else "" for m, langs, p in
                     zip(recall["cs_mode"], recall["cs_langs"], recall["cs_p"])]
     table = recall.pivot_table(index=["setting", "direction", "cs", "lang"], columns="k", values="cell",
                                aggfunc="first")

@@ -295,12 +295,12 @@ def table_sweep(report: "Report", tower: str) -> list[str]:
 
 def table_csq(report: "Report", tower: str, ps=(0.0, 0.5, 1.0)) -> list[str]:
     cols = [("bl", "de"), ("bl", "fr"), ("bl", "cs"), ("ml", "de,fr,cs")]
-    lines = ["| arm | " + " | ".join(f"{m}:{l} p={p:g}" for m, l in cols for p in ps if p > 0) + " | EN (p=0) |",
+    lines = ["| arm | " + " | ".join(f"{m}:{langs} p={p:g}" for m, langs in cols for p in ps if p > 0) + " | EN (p=0) |",
              "|" + "---|" * (2 + len(cols) * len([p for p in ps if p > 0]))]
     for arm in report.arms:
         if not _has(report, tower, arm):
             continue
-        cells = [_cell(report.cs_query(tower, arm, m, l, p, 10), ci=False) for m, l in cols for p in ps if p > 0]
+        cells = [_cell(report.cs_query(tower, arm, m, langs, p, 10), ci=False) for m, langs in cols for p in ps if p > 0]
         zero = report.cs_query(tower, arm, "bl", "de", 0.0, 10)
         lines.append(f"| {arm} | " + " | ".join(cells) + f" | {_cell(zero, ci=False)} |")
     return lines
@@ -424,8 +424,8 @@ def render(report: "Report") -> str:
         "untrained heads score at chance; EN-only is the baseline.",
     ]
     if any_entry:
-        L.append(f"- **Training**: see the heads manifests (`csr_core/heads/*.json`) for every hyper-parameter; "
-                 f"code-switched variants per English caption k = 1 for the grid (CPU budget; see the ablation).")
+        L.append("- **Training**: see the heads manifests (`csr_core/heads/*.json`) for every hyper-parameter; "
+                 "code-switched variants per English caption k = 1 for the grid (CPU budget; see the ablation).")
     L += [
         "- **Evaluation**: test photos: monolingual t2i/i2t, a multilingual gallery, cross-lingual t2t between the "
         "aligned test captions, code-switched English queries (BL into de/fr/cs and ML, p ∈ {0, 0.5, 1}; the "
