@@ -156,11 +156,7 @@ else:
                "evaluates the new arm on the test photos (en, de, fr, cs, monolingual) and lands the rows here. "
                "The heads are not saved into the package; the run's manifest records how they were trained.")
     t1, t2, t3 = st.columns(3)
-    try:
-        from csr_core.training.arms import ALL_ARMS  # light: the training module itself imports torch
-    except Exception as error:  # a half-installed training module must not take the page down
-        ALL_ARMS = ()
-        st.warning(f"csr_core.training cannot be imported: {error}")
+    from csr_core.training.arms import ALL_ARMS  # light: the training module itself imports torch
     new_arm = t1.text_input("Arm", key="ft_new_arm", placeholder="mlcs-de-fr-cs",
                             help="Known arms: " + ", ".join(ALL_ARMS))
     new_seed = int(t2.number_input("Seed", 0, 2**31 - 1, 0, key="ft_new_seed"))

@@ -132,11 +132,6 @@ def normalize_lang(code: str, where: str = "") -> str:
     return f"{tag}-x-{suffix.lower()}" if private else tag
 
 
-def base_language(key: str) -> str:
-    """The language of a caption-set key: `en-x-f8k` → `en`, `zh-Hant` → `zh`."""
-    return key.split("-", 1)[0]
-
-
 # ============================================================================================ file reading
 
 

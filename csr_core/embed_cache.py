@@ -142,25 +142,6 @@ _HASH_MEMO: dict[tuple[str, int, int, int], str] = {}
 _HASH_LOCK = threading.Lock()
 
 
-def _private_file_sha256(path: str | os.PathLike) -> str:
-    """sha256 of a file's bytes, read in 1 MiB chunks (fallback when csr_core.images is unavailable)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _file_sha256_impl() -> Callable[[str | os.PathLike], str]:
-    try:
-        from csr_core.images import file_sha256  # the shared helper (same hex sha256, so keys agree either way)
-    except ModuleNotFoundError as e:
-        if e.name != "csr_core.images":
-            raise
-        return _private_file_sha256
-    return file_sha256
-
-
 def image_content_hash(item: Any) -> str:
     """Content hash of an image item: file bytes for paths (memoised by path, mtime, size, inode), pixels for PIL images."""
     pil = sys.modules.get("PIL.Image")
@@ -183,7 +164,9 @@ def image_content_hash(item: Any) -> str:
     if hit is not None:
         return hit
     try:
-        digest = str(_file_sha256_impl()(path))
+        from csr_core.images import file_sha256
+
+        digest = str(file_sha256(path))
     except OSError as e:
         raise DataError(f"image file unreadable: {path}: {e}") from None
     with _HASH_LOCK:

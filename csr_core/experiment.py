@@ -23,7 +23,7 @@ import json
 import os
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -96,7 +96,7 @@ def _existing_run(store, config, fingerprint: str) -> str | None:
     return None
 
 
-def _datasets(xtd_max):
+def _datasets():
     from csr_core.datasets import load_dataset
 
     return {
@@ -167,7 +167,7 @@ def run_one(tower: str, arm: str, seed: int, cfg: ExperimentConfig, *, store=Non
         "train_s": round(train_s, 1), "heads_fingerprint": encoder.fingerprint, "runs": {},
     }
     if cfg.evaluate:
-        datasets = datasets or _datasets(cfg.xtd_max)
+        datasets = datasets or _datasets()
         for config in eval_configs(tower, arm, seed, cfg):
             t1 = time.perf_counter()
             existing = _existing_run(store, config, encoder.fingerprint) if cfg.skip_existing else None
@@ -205,17 +205,13 @@ def run_experiment(cfg: ExperimentConfig, log: LogFn | None = None) -> list[dict
     if not cfg.towers or not cfg.seeds or not cfg.arms:
         raise CSRError("the experiment needs at least one tower, one seed and one arm")
     store = _store(cfg.results_dir)
-    datasets = _datasets(cfg.xtd_max) if cfg.evaluate else None
+    datasets = _datasets() if cfg.evaluate else None
     entries = []
     for seed in cfg.seeds:
         for tower in cfg.towers:
             for arm in cfg.arms:
                 entries.append(run_one(tower, arm, seed, cfg, store=store, datasets=datasets, log=log))
     return entries
-
-
-def experiment_params(cfg: ExperimentConfig) -> dict:
-    return asdict(cfg)
 
 
 def run_top_layers(arms: Sequence[str] = ("en", "mlcs-de-fr-cs"), seed: int = 0, layers: int = 2,

@@ -15,7 +15,6 @@ with English captions only; the test photos are never touched (`check_no_test_ph
 from __future__ import annotations
 
 import json
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,11 +24,9 @@ import numpy as np
 import torch
 
 from csr_core.encoders.csr_mini import (
-    HEADS_DIR,
     TEXT_TOWERS,
     CsrMiniEncoder,
     ProjectionHeads,
-    _canonical_name,
     _shared_tower,
     cached_tower_images,
     cached_tower_texts,
@@ -271,14 +268,3 @@ def _fresh_tower(kind: str):
     return MiniLMTower(device="cpu")
 
 
-def default_heads_dir() -> Path:
-    return HEADS_DIR
-
-
-def canonical_name(tower: str, arm: str, seed: int) -> str:
-    """The shortest registry name (`csr-mini` for minilm/en/s0)."""
-    return _canonical_name(tower, arm, seed)
-
-
-def logit_scale_to_temperature(x: float) -> float:
-    return 1.0 / math.exp(x)

@@ -155,13 +155,11 @@ def test_offline_models_lists_cached_hub_repos(offline, tmp_path, monkeypatch):
     assert "hf:acme/tiny-clip" in models and "hf:acme/no-weights" not in models
 
 
-def test_csr_mini_is_delegated_or_clearly_missing():
+def test_csr_mini_is_delegated_with_its_own_options():
     with pytest.raises(ModelError, match="unknown option.*csr-mini"):
         load_encoder("csr-mini", batch=3)
-    mod = registry._csr_mini_module()
-    if isinstance(mod, ImportError):
-        with pytest.raises(ModelError, match="csr-mini backend is not available"):
-            load_encoder("csr-mini")
+    names, why = registry._csr_mini_names()
+    assert "csr-mini" in names and "csr-mini-m" in names and why == ""
 
 
 def test_unknown_option_and_missing_folder():

@@ -37,7 +37,6 @@ from csr_core.encoders.common import (
 from csr_core.errors import ModelError
 
 # Config files we registered with open_clip in this process, and the architecture name each one gave.
-_REGISTERED_CONFIGS: dict[str, str] = {}
 _REQUIRED_CONFIG_KEYS = ("embed_dim", "vision_cfg", "text_cfg")
 TRUNCATION_ENV = "CSR_TEXT_TRUNCATION"
 # Probe captions of very different lengths for the one-off truncated-vs-full check.
@@ -301,7 +300,6 @@ def register_model_config(path: str | Path) -> str:
         open_clip.add_model_config(p)
         if arch not in open_clip.list_models():
             raise ModelError(f"open_clip did not accept model config {p} (architecture {arch!r} missing after adding)")
-    _REGISTERED_CONFIGS[str(p)] = arch
     return arch
 
 

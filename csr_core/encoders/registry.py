@@ -28,7 +28,6 @@ from urllib.parse import urlparse
 from csr_core.encoders.base import Encoder
 from csr_core.errors import CSRError, ModelError
 
-BACKENDS = ("open_clip", "hf", "blip", "csr-mini")
 _CKPT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin", ".ckpt")
 _OC_WEIGHTS = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
 _HF_WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
@@ -284,28 +283,10 @@ def _offline_error(spec: ModelSpec, reason: str, missing: list[tuple[str, str]],
 # ---------------------------------------------------------------- listing
 
 
-def _csr_mini_module():
-    """The csr-mini module, or the ImportError explaining why it is not usable."""
-    import importlib
-    import importlib.util
-
-    if importlib.util.find_spec("csr_core.encoders.csr_mini") is None:
-        return ImportError("csr_core/encoders/csr_mini.py is not present in this installation")
-    try:
-        return importlib.import_module("csr_core.encoders.csr_mini")  # lazy: it pulls in the towers' packages
-    except ImportError as e:
-        return e
-
-
 def _csr_mini_names() -> tuple[list[str], str]:
-    mod = _csr_mini_module()
-    if isinstance(mod, ImportError):
-        return [], f"csr_core.encoders.csr_mini cannot be imported ({mod})"
-    try:
-        names = list(mod.list_csr_mini())
-    except Exception as e:  # a broken package install should not break the listing of other backends
-        return [], f"csr-mini listing failed ({type(e).__name__}: {e})"
-    return names, ""
+    from csr_core.encoders import csr_mini  # lazy: it pulls in the towers' packages; a failure here is loud
+
+    return list(csr_mini.list_csr_mini()), ""
 
 
 def _cached_open_clip_tags() -> list[str]:
@@ -461,10 +442,8 @@ def _load_open_clip(spec: ModelSpec, device: str | None, opts: dict) -> Encoder:
 def _load_csr_mini(spec: ModelSpec, device: str | None, opts: dict) -> Encoder:
     import inspect
 
-    mod = _csr_mini_module()
-    if isinstance(mod, ImportError):
-        raise ModelError(f"{spec.raw}: the csr-mini backend is not available: csr_core.encoders.csr_mini cannot be "
-                         f"imported ({mod}). Check that its packages are installed (pip install -r requirements.txt).")
+    from csr_core.encoders import csr_mini as mod
+
     params = inspect.signature(mod.load_csr_mini).parameters
     allowed = {k for k, p in list(params.items())[1:] if p.kind != p.VAR_KEYWORD} - {"device"}  # e.g. heads_dir
     return mod.load_csr_mini(spec.raw, device=device, **_check_opts(spec, opts, allowed))
