@@ -10,6 +10,7 @@ import streamlit as st
 from csr_core import viz
 from csr_core.dashboard_state import Job, Param, format_duration, pick
 from csr_core.errors import CSRError
+from csr_core.model_names import model_family
 from csr_core.settings import SERIES_SETTINGS
 from app_pages._ui import (empty_results_message, load_ranks, load_rows, publish_to_url, remember, restore,
                        seed_from_url, show_chart, store, valid_choice)
@@ -38,9 +39,10 @@ def base_model(frame: pd.DataFrame) -> pd.Series:
 
     `csr-mini-m:en/s0` → `csr-mini-m`; a checkpoint after `@` is the arm's weights (`x.json@arm.safetensors` → x).
     """
-    base = frame["model"].astype(str).str.split("@", n=1).str[0].map(viz.short_model)
-    csr_arm = (frame["train_arm"] != "") & base.str.startswith("csr-mini")
-    return base.where(~csr_arm, base.str.split(":", n=1).str[0])
+    models = frame["model"].astype(str)
+    family = models.map(model_family).map(viz.short_model)
+    untrained = models.str.split("@", n=1).str[0].map(viz.short_model)
+    return family.where(frame["train_arm"] != "", untrained)
 
 
 @st.cache_data(show_spinner=False, max_entries=256)

@@ -24,20 +24,20 @@ import numpy as np
 import torch
 
 from csr_core.encoders.csr_mini import (
-    TEXT_TOWERS,
     CsrMiniEncoder,
+    FinetunedTextTower,
     ProjectionHeads,
     _shared_tower,
     cached_tower_images,
     cached_tower_texts,
-    heads_filename,
     tower_manifest,
 )
+from csr_core.model_names import CsrMiniName
 from csr_core.errors import CSRError
 from csr_core.machine import machine_info
 from csr_core.training.arms import ALL_ARMS, MAIN_ARMS, SWEEP_ARMS, ArmSpec, arm_languages, build_pools, parse_arm
 from csr_core.training.data import VAL_LANG, CaptionPools, TrainData, ValData, check_no_test_photos
-from csr_core.training.trainer import DEFAULT_VARIANTS, TrainConfig, TrainResult, tensor_digest, train
+from csr_core.training.trainer import DEFAULT_VARIANTS, TrainConfig, TrainResult, train
 
 __all__ = [
     "ALL_ARMS",
@@ -59,12 +59,9 @@ __all__ = [
 ]
 
 LogFn = Callable[[str], None]
-_BASE_OF_TOWER = {v: k for k, v in TEXT_TOWERS.items()}
-
-
-def model_name(tower: str, arm: str, seed: int) -> str:
-    """The registry name of trained heads, always explicit: `csr-mini:<arm>/s<seed>` or `csr-mini-m:<arm>/s<seed>`."""
-    return f"{_BASE_OF_TOWER[tower]}:{arm}/s{int(seed)}"
+def model_name(tower: str, arm: str, seed: int, top_layers: int = 0) -> str:
+    """The registry name of trained heads, always explicit: `csr-mini:<arm>/s<seed>[+top<N>]` (csr_core.model_names)."""
+    return CsrMiniName(tower, arm, int(seed), int(top_layers)).explicit
 
 
 def _load_split(split: str, dataset: str, data_root=None):
@@ -143,24 +140,6 @@ def prepare_data(config: TrainConfig, *, data_root=None, image_tower=None, text_
     )
 
 
-class FinetunedTextTower:
-    """A text tower whose top layers were trained: same encode(), new fingerprint (so no cache mixes the two)."""
-
-    def __init__(self, tower, state: dict[str, torch.Tensor]):
-        self.tower = tower
-        self.name = f"{tower.name}+ft"
-        self.dim = tower.dim
-        self.device = tower.device
-        self.state_digest = tensor_digest(state)
-
-    @property
-    def fingerprint(self) -> str:
-        return f"{self.tower.fingerprint}-ft-{self.state_digest[:16]}"
-
-    def encode(self, texts, batch_size: int = 64, progress=None) -> np.ndarray:
-        return self.tower.encode(texts, batch_size=batch_size, progress=progress)
-
-
 def make_encoder(result: TrainResult, text_tower=None, image_tower=None) -> CsrMiniEncoder:
     """A CsrMiniEncoder from trained heads (with the fine-tuned tower when top layers were trained)."""
     cfg = result.config
@@ -171,9 +150,7 @@ def make_encoder(result: TrainResult, text_tower=None, image_tower=None) -> CsrM
         tower = FinetunedTextTower(text_tower, result.tower_state or {})
     else:
         tower = text_tower or _shared_tower(cfg.tower, "cpu")
-    name = model_name(cfg.tower, cfg.arm, cfg.seed)
-    if cfg.train_top_layers:
-        name = f"{name}+top{cfg.train_top_layers}"
+    name = model_name(cfg.tower, cfg.arm, cfg.seed, cfg.train_top_layers)
     encoder = CsrMiniEncoder(image_tower, tower, result.heads, name=name, device="cpu")
     encoder.train_arm = cfg.arm
     encoder.training_image_ids = list(result.info.get("image_ids", []))
@@ -186,7 +163,7 @@ def heads_manifest(result: TrainResult, image_tower, text_tower) -> dict[str, An
     cfg = result.config
     info = {k: v for k, v in result.info.items() if k != "image_ids"}
     return {
-        "model": model_name(cfg.tower, cfg.arm, cfg.seed),
+        "model": model_name(cfg.tower, cfg.arm, cfg.seed, cfg.train_top_layers),
         "arm": cfg.arm,
         "seed": cfg.seed,
         "tower": cfg.tower,
@@ -216,8 +193,8 @@ def save_heads(result: TrainResult, out_dir: str | Path, image_tower=None, text_
     text_tower = text_tower or _shared_tower(cfg.tower, "cpu")
     manifest = heads_manifest(result, image_tower, text_tower) | dict(extra or {})
     out = Path(out_dir)
-    arm = cfg.arm if not cfg.train_top_layers else f"{cfg.arm}-top{cfg.train_top_layers}"
-    base = out / heads_filename(cfg.tower, arm, cfg.seed)
+    name = CsrMiniName(cfg.tower, cfg.arm, cfg.seed, cfg.train_top_layers)
+    base = out / name.heads_filename
     heads = result.heads
     to_save = ProjectionHeads(heads.image_dim, heads.text_dim, heads.out_dim, heads.kind, heads.hidden_dim)
     to_save.load_state_dict(heads.state_dict())
@@ -228,7 +205,7 @@ def save_heads(result: TrainResult, out_dir: str | Path, image_tower=None, text_
         written.chmod(0o644)  # the atomic writer's temp files are private; shipped files are plain repo files
     if cfg.train_top_layers and result.tower_state:
         tensors = {k: v.contiguous() for k, v in result.tower_state.items()}
-        save_file(tensors, str(base.with_suffix(".tower.safetensors")),
+        save_file(tensors, str(out / name.tower_layers_filename),
                   metadata={"format": "csr-mini-tower-layers/1", "manifest": json.dumps(manifest, default=str)})
     return path
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from csr_core.errors import CSRError, DataError
+from csr_core.errors import CSRError, DataError, ModelError
 from csr_core.finetune import TrainConfig, finetune, make_encoder, model_name, prepare_data, save_heads, train
 from csr_core.training.arms import MAIN_ARMS, SWEEP_ARMS, build_pools, parse_arm
 from csr_core.training.data import CaptionPools, check_no_test_photos
@@ -185,8 +185,8 @@ def test_saved_heads_load_by_name_and_give_the_trained_embeddings(small_data, tm
     np.testing.assert_array_equal(loaded.encode_text_features(feats), encoder.encode_text_features(feats))
 
 
-def test_top_layer_training_changes_the_tower_not_the_shared_one(shared_data):
-    from csr_core.encoders.csr_mini import _shared_tower
+def test_top_layer_training_changes_the_tower_not_the_shared_one(shared_data, tmp_path):
+    from csr_core.encoders.csr_mini import _shared_tower, load_csr_mini
 
     cfg = TrainConfig(arm="en", seed=0, train_top_layers=1, **(SMALL | dict(max_photos=16, max_val_photos=8,
                                                                              batch_size=8, max_steps=3,
@@ -201,7 +201,20 @@ def test_top_layer_training_changes_the_tower_not_the_shared_one(shared_data):
     for k, v in shared.model.encoder.layer[-1].state_dict().items():
         assert torch.equal(v, before[k])  # the shared frozen tower is untouched
     assert outcome.encoder.text_tower.fingerprint != shared.fingerprint  # no cache mixes the two
-    assert outcome.encoder.name.endswith("+top1")
+    assert outcome.encoder.name == "csr-mini:en/s0+top1"
+    # the name it carries loads back: heads + the trained layer from the heads folder
+    path = save_heads(result, tmp_path)
+    assert path.name == "minilm-en-top1-s0.safetensors" and (tmp_path / "minilm-en-top1-s0.tower.safetensors").is_file()
+    loaded = load_csr_mini(outcome.encoder.name, heads_dir=tmp_path)
+    assert loaded.name == outcome.encoder.name
+    assert loaded.text_tower.fingerprint == outcome.encoder.text_tower.fingerprint
+    captions = ["A dog runs on the beach .", "Two men play football ."]
+    np.testing.assert_allclose(loaded.text_tower.encode(captions), outcome.encoder.text_tower.encode(captions),
+                               atol=1e-5)
+    assert not np.allclose(loaded.text_tower.encode(captions), shared.encode(captions), atol=1e-5)
+    with pytest.raises(ModelError, match="also need"):
+        (tmp_path / "minilm-en-top1-s0.tower.safetensors").unlink()
+        load_csr_mini(outcome.encoder.name, heads_dir=tmp_path)
 
 
 def test_config_validation():

@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from csr_core.encoders.csr_mini import HEADS_DIR, _FILE_RE, list_csr_mini, load_csr_mini
+from csr_core.encoders.csr_mini import HEADS_DIR, list_csr_mini, load_csr_mini
+from csr_core.model_names import CsrMiniName
 
 REPO = Path(__file__).resolve().parent.parent
-SHIPPED = sorted(p for p in HEADS_DIR.glob("*.safetensors") if _FILE_RE.fullmatch(p.name))
+SHIPPED = sorted(p for p in HEADS_DIR.glob("*.safetensors") if CsrMiniName.from_file(p.name))
 REPRODUCE = ("csr-mini", "csr-mini-m:mlcs-de-fr-cs")  # one arm per tower (the towers are the slow part)
 
 
@@ -40,8 +41,8 @@ def test_every_shipped_file_is_listed_and_has_a_complete_manifest(real_data):
     for path in SHIPPED:
         side = _sidecar(path)
         manifest = side["manifest"]
-        m = _FILE_RE.fullmatch(path.name)
-        assert (manifest["tower"], manifest["arm"], manifest["seed"]) == (m["tower"], m["arm"], int(m["seed"]))
+        name = CsrMiniName.from_file(path.name)
+        assert (manifest["tower"], manifest["arm"], manifest["seed"]) == (name.tower, name.arm, name.seed)
         assert manifest["training_images"]["split"] == "train"
         assert manifest["training_images"]["n_photos"] == len(splits["train"])
         assert manifest["val"]["lang"] == "en-x-f8k"  # model selection on English only

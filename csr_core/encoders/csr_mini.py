@@ -23,7 +23,6 @@ import hashlib
 import json
 import math
 import os
-import re
 import tempfile
 import threading
 import warnings
@@ -37,6 +36,7 @@ from torch import nn
 from csr_core.encoders.base import ImageItem, ProgressCallback, l2_normalise
 from csr_core.encoders.towers import E5Tower, EfficientNetLite0Tower, ImageTower, MiniLMTower, TextTower, default_device
 from csr_core.errors import ModelError
+from csr_core.model_names import DEFAULT_ARM, CsrMiniName
 
 __all__ = [
     "ProjectionHeads",
@@ -47,7 +47,7 @@ __all__ = [
     "heads_filename",
     "tower_manifest",
     "HEADS_DIR",
-    "TEXT_TOWERS",
+    "FinetunedTextTower",
     "TowerFeatures",
     "cached_tower_texts",
     "cached_tower_images",
@@ -55,12 +55,6 @@ __all__ = [
 
 HEADS_DIR = Path(__file__).resolve().parent.parent / "heads"
 HEADS_FORMAT = "csr-mini-heads/1"
-# model-name base -> text-tower key used in head file names
-TEXT_TOWERS = {"csr-mini": "minilm", "csr-mini-m": "e5"}
-_TOWER_TO_BASE = {v: k for k, v in TEXT_TOWERS.items()}
-DEFAULT_ARM = "en"
-_NAME_RE = re.compile(r"(?P<base>csr-mini(?:-m)?)(?::(?P<arm>[a-z0-9][a-z0-9-]*?)(?:/s(?P<seed>\d+))?)?")
-_FILE_RE = re.compile(r"(?P<tower>minilm|e5)-(?P<arm>[a-z0-9][a-z0-9-]*)-s(?P<seed>\d+)\.safetensors")
 _PICKLE_SUFFIXES = {".pt", ".pth", ".bin", ".pkl", ".pickle", ".ckpt", ".npy", ".npz"}
 
 
@@ -330,6 +324,8 @@ class CsrMiniEncoder:
             )
         where = heads.source_path or "in-memory heads"
         for side, tower in (("image", image_tower), ("text", text_tower)):
+            # heads record the frozen tower they started from; a fine-tuned copy is checked against that base
+            tower = tower.tower if isinstance(tower, FinetunedTextTower) else tower
             want = heads.manifest.get(f"{side}_tower")
             if want and want != tower.name:
                 raise ModelError(f"{where}: heads were trained on {side} tower {want!r}, not {tower.name!r}")
@@ -405,40 +401,61 @@ class CsrMiniEncoder:
 
 
 def parse_csr_mini_name(name: str) -> tuple[str, str, int]:
-    """`csr-mini-m:mlcs-de/s2` -> ("e5", "mlcs-de", 2); bare names get arm "en", seed 0."""
-    m = _NAME_RE.fullmatch(name.strip())
-    if not m:
-        raise ModelError(
-            f"{name!r} is not a csr-mini name; use csr-mini, csr-mini-m, csr-mini:<arm> or csr-mini:<arm>/s<seed> "
-            "(arm: lowercase letters, digits and '-')"
-        )
-    return TEXT_TOWERS[m["base"]], m["arm"] or DEFAULT_ARM, int(m["seed"] or 0)
+    """`csr-mini-m:mlcs-de/s2` -> ("e5", "mlcs-de", 2); bare names get arm "en", seed 0 (see csr_core.model_names)."""
+    parsed = CsrMiniName.parse(name)
+    return parsed.tower, parsed.arm, parsed.seed
 
 
 def heads_filename(tower: str, arm: str, seed: int = 0) -> str:
     """The head file a (tower, arm, seed) is stored in, e.g. `minilm-en-s0.safetensors`."""
-    name = f"{tower}-{arm}-s{int(seed)}.safetensors"
-    if not _FILE_RE.fullmatch(name):
-        raise ModelError(f"cannot name heads for tower {tower!r}, arm {arm!r}, seed {seed!r}")
-    return name
-
-
-def _canonical_name(tower: str, arm: str, seed: int) -> str:
-    base = _TOWER_TO_BASE[tower]
-    if arm == DEFAULT_ARM and seed == 0:
-        return base
-    return f"{base}:{arm}" + (f"/s{seed}" if seed else "")
+    return CsrMiniName(tower, arm, int(seed)).heads_filename
 
 
 def list_csr_mini(heads_dir: str | Path | None = None) -> list[str]:
     """Every csr-mini model name whose head file exists (default names first within each tower)."""
     folder = Path(heads_dir) if heads_dir else HEADS_DIR
-    found = []
-    for f in sorted(folder.glob("*.safetensors")) if folder.is_dir() else []:
-        m = _FILE_RE.fullmatch(f.name)
-        if m:
-            found.append((m["tower"] != "minilm", m["arm"] != DEFAULT_ARM, m["arm"], int(m["seed"]), m["tower"]))
-    return [_canonical_name(tower, arm, seed) for _, _, arm, seed, tower in sorted(found)]
+    found = [n for f in (sorted(folder.glob("*.safetensors")) if folder.is_dir() else [])
+             if (n := CsrMiniName.from_file(f.name)) is not None]
+    found.sort(key=lambda n: (n.tower != "minilm", n.arm != DEFAULT_ARM, n.arm, n.seed, n.top_layers))
+    return [n.canonical for n in found]
+
+
+class FinetunedTextTower:
+    """A text tower whose top layers were trained: same encode(), new fingerprint (so no cache mixes the two)."""
+
+    def __init__(self, tower, state: dict[str, torch.Tensor]):
+        from csr_core.training.trainer import tensor_digest
+
+        self.tower = tower
+        self.name = f"{tower.name}+ft"
+        self.dim = tower.dim
+        self.device = tower.device
+        self.state_digest = tensor_digest(state)
+
+    @property
+    def fingerprint(self) -> str:
+        return f"{self.tower.fingerprint}-ft-{self.state_digest[:16]}"
+
+    def encode(self, texts, batch_size: int = 64, progress=None) -> np.ndarray:
+        return self.tower.encode(texts, batch_size=batch_size, progress=progress)
+
+
+def _finetuned_tower(parsed: CsrMiniName, layers_file: Path, device: str) -> FinetunedTextTower:
+    """A private copy of the text tower with the trained top layers loaded (never the shared frozen tower)."""
+    from safetensors.torch import load_file
+
+    tower = {"minilm": MiniLMTower, "e5": E5Tower}[parsed.tower](device=device)
+    if getattr(tower, "model", None) is None:
+        raise ModelError(f"{parsed.canonical}: this {tower.name} backend has no trainable layers to load")
+    state = load_file(str(layers_file))
+    own = dict(tower.model.named_parameters())
+    unknown = sorted(set(state) - set(own))
+    if unknown:
+        raise ModelError(f"{layers_file}: tensors {unknown[:3]} are not parameters of {tower.name}")
+    with torch.no_grad():
+        for key, value in state.items():
+            own[key].copy_(value)
+    return FinetunedTextTower(tower, state)
 
 
 _TOWERS: dict[tuple[str, str], Any] = {}
@@ -457,9 +474,9 @@ def _shared_tower(kind: str, device: str):
 
 def load_csr_mini(name: str = "csr-mini", device: str | None = None, heads_dir: str | Path | None = None) -> CsrMiniEncoder:
     """Resolve a csr-mini name to an Encoder (towers shared and cached; heads read from `heads_dir`)."""
-    tower, arm, seed = parse_csr_mini_name(name)
+    parsed = CsrMiniName.parse(name)
     folder = Path(heads_dir) if heads_dir else HEADS_DIR
-    path = folder / heads_filename(tower, arm, seed)
+    path = folder / parsed.heads_filename
     if not path.is_file():
         available = list_csr_mini(folder)
         raise ModelError(
@@ -468,4 +485,12 @@ def load_csr_mini(name: str = "csr-mini", device: str | None = None, heads_dir: 
         )
     heads = ProjectionHeads.load(path)
     dev = default_device(device)
-    return CsrMiniEncoder(_shared_tower("image", dev), _shared_tower(tower, dev), heads, name=_canonical_name(tower, arm, seed), device=dev)
+    if parsed.top_layers:
+        layers = folder / parsed.tower_layers_filename
+        if not layers.is_file():
+            raise ModelError(f"{name!r}: heads trained with the top {parsed.top_layers} text layers also need {layers} "
+                             "(trained layers are not shipped; re-train with `csr-lab finetune --train-top-layers N`)")
+        text_tower = _finetuned_tower(parsed, layers, dev)
+    else:
+        text_tower = _shared_tower(parsed.tower, dev)
+    return CsrMiniEncoder(_shared_tower("image", dev), text_tower, heads, name=parsed.canonical, device=dev)

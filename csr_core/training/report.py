@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -23,10 +22,9 @@ import numpy as np
 import pandas as pd
 
 from csr_core.metrics import hits_at_k
+from csr_core.model_names import CsrMiniName
 from csr_core.stats import adjust_pvalues, bootstrap_ci, paired_test
 
-_NAME_RE = re.compile(r"^(?P<base>csr-mini(?:-m)?):(?P<arm>[a-z0-9][a-z0-9-]*)/s(?P<seed>\d+)$")
-TOWER_OF_BASE = {"csr-mini": "minilm", "csr-mini-m": "e5"}
 TOWER_LABEL = {"minilm": "MiniLM (English-only text tower) = csr-mini", "e5": "multilingual-e5-small = csr-mini-m"}
 LANGS = ("en", "de", "fr", "cs")
 XTD_LANGS = ("de", "fr", "es", "it", "ru", "zh", "ko", "tr", "pl")
@@ -54,15 +52,13 @@ def find_runs(store) -> list[RunRef]:
     latest: dict[tuple[str, str], RunRef] = {}
     for manifest in store.runs():  # oldest first
         params = manifest.get("params", {})
-        m = _NAME_RE.match(str(params.get("model", "")))
-        if not m or not params.get("train_arm"):
-            continue
-        ref = RunRef(manifest["run_id"], TOWER_OF_BASE[m["base"]], m["arm"], int(m["seed"]), params.get("dataset", ""))
+        model = str(params.get("model", ""))
+        name = CsrMiniName.try_parse(model)
+        if name is None or name.top_layers or name.explicit != model or not params.get("train_arm"):
+            continue  # only explicit heads-only names: `csr-mini:<arm>/s<seed>`
+        ref = RunRef(manifest["run_id"], name.tower, name.arm, name.seed, params.get("dataset", ""))
         latest[(params["model"], ref.dataset)] = ref
     return list(latest.values())
-
-
-_TOP_RE = re.compile(r"^csr-mini:(?P<arm>[a-z0-9][a-z0-9-]*)/s(?P<seed>\d+)\+top(?P<layers>\d+)$")
 
 
 def find_top_runs(store) -> list[tuple[str, int, int, str]]:
@@ -70,9 +66,10 @@ def find_top_runs(store) -> list[tuple[str, int, int, str]]:
     latest: dict[str, tuple[str, int, int, str]] = {}
     for manifest in store.runs():
         model = str(manifest.get("params", {}).get("model", ""))
-        m = _TOP_RE.match(model)
-        if m and manifest.get("params", {}).get("dataset") == "flickr8k-multi30k":
-            latest[model] = (m["arm"], int(m["seed"]), int(m["layers"]), manifest["run_id"])
+        name = CsrMiniName.try_parse(model)
+        if (name and name.tower == "minilm" and name.top_layers
+                and manifest.get("params", {}).get("dataset") == "flickr8k-multi30k"):
+            latest[model] = (name.arm, name.seed, name.top_layers, manifest["run_id"])
     return sorted(latest.values())
 
 
