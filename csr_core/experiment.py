@@ -20,13 +20,13 @@ EN-only is therefore the baseline every arm is compared with.
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from csr_core import _io
 from csr_core.errors import CSRError
 from csr_core.finetune import ALL_ARMS, TrainConfig, finetune, model_name, save_heads
 from csr_core.settings import check_settings
@@ -140,11 +140,7 @@ def _update_log(path: Path, key: str, entry: dict) -> None:
     with FileLock(str(lock_path)):
         data = json.loads(path.read_text()) if path.is_file() else {}
         data[key] = entry
-        fd, tmp = tempfile.mkstemp(prefix=".training_log.", dir=path.parent)
-        with os.fdopen(fd, "w") as fh:
-            json.dump(dict(sorted(data.items())), fh, indent=1, sort_keys=True)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
+        _io.atomic_write_text(path, json.dumps(dict(sorted(data.items())), indent=1, sort_keys=True))
 
 
 def run_one(tower: str, arm: str, seed: int, cfg: ExperimentConfig, *, store=None, datasets=None,

@@ -6,7 +6,6 @@ limit is passed explicitly and checked from the header that `Image.open` reads, 
 
 from __future__ import annotations
 
-import hashlib
 import os
 import warnings
 from collections.abc import Iterable
@@ -14,6 +13,7 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
+from csr_core import _io
 from csr_core.errors import DataError
 
 #: Default pixel limit (width × height). 50 MP is far above any captioning photo (Flickr/COCO/XM3600 are ≤ ~12 MP)
@@ -90,16 +90,12 @@ def open_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
 def file_sha256(path: str | os.PathLike, chunk_size: int = _CHUNK) -> str:
     """Hex sha256 of a file's bytes, read in chunks (cache keys for images: content, not name)."""
     p = Path(path)
-    h = hashlib.sha256()
     try:
-        with p.open("rb") as fh:
-            while chunk := fh.read(chunk_size):
-                h.update(chunk)
+        return _io.file_sha256(p)
     except FileNotFoundError as exc:
         raise DataError(f"{p}: file not found") from exc
     except OSError as exc:
         raise DataError(f"{p}: cannot read file ({exc})") from exc
-    return h.hexdigest()
 
 
 def check_images(

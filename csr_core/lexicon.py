@@ -15,7 +15,6 @@ import hashlib
 import logging
 import os
 import re
-import tempfile
 import urllib.error
 import urllib.request
 import zlib
@@ -25,6 +24,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import NamedTuple
 
+from csr_core import _io
 from csr_core import paths
 from csr_core.errors import DataError, LexiconError
 from csr_core.tokenize import key_of_pieces, nfc, phrase_key, split_words, stopwords
@@ -556,8 +556,4 @@ def download_muse(lang: str, cache_dir: str | os.PathLike | None = None, *, time
         raise LexiconError(f"cannot download the MUSE dictionary from {url} ({reason}): offline or unreachable. "
                            f"Put the file at {target} or load a lexicon file instead") from error
     Lexicon.from_bytes(data, target.name, "en", lang)  # refuse an HTML error page or a truncated file
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=target.parent, delete=False, suffix=".part") as handle:
-        handle.write(data)
-    os.replace(handle.name, target)
-    return target
+    return _io.atomic_write_bytes(target, data)

@@ -22,8 +22,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
-import tempfile
 import threading
 import warnings
 from pathlib import Path
@@ -33,6 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from csr_core import _io
 from csr_core.encoders.base import ImageItem, ProgressCallback, l2_normalise
 from csr_core.encoders.towers import E5Tower, EfficientNetLite0Tower, ImageTower, MiniLMTower, TextTower, default_device
 from csr_core.errors import ModelError
@@ -154,17 +153,17 @@ class ProjectionHeads(nn.Module):
         tensors = {k: v.detach().to("cpu").contiguous() for k, v in self.state_dict().items()}
         metadata = {"format": HEADS_FORMAT, "config": json.dumps(self.config, sort_keys=True), "manifest": manifest_json}
         target = base.with_suffix(".safetensors")
-        _atomic_write(target, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
+        _io.atomic_write(target, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
         sidecar = {
             "format": HEADS_FORMAT,
             "file": target.name,
-            "sha256": hashlib.sha256(target.read_bytes()).hexdigest(),
+            "sha256": _io.file_sha256(target),
             "content_hash": self.content_hash(),
             "config": self.config,
             "tensors": {k: list(v.shape) for k, v in tensors.items()},
             "manifest": json.loads(manifest_json),
         }
-        _atomic_write(base.with_suffix(".json"), lambda tmp: tmp.write_text(json.dumps(sidecar, indent=2, sort_keys=True)))
+        _io.atomic_write_text(base.with_suffix(".json"), json.dumps(sidecar, indent=2, sort_keys=True))
         self.manifest, self.source_path = json.loads(manifest_json), target
         return target
 
@@ -206,18 +205,6 @@ class ProjectionHeads(nn.Module):
 
 def _strip_ext(p: Path) -> Path:
     return p.with_suffix("") if p.suffix in {".safetensors", ".json"} else p
-
-
-def _atomic_write(target: Path, write) -> None:
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        write(tmp)
-        os.replace(tmp, target)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def tower_manifest(image_tower: ImageTower, text_tower: TextTower) -> dict[str, Any]:

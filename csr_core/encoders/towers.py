@@ -28,6 +28,7 @@ from typing import Any, Callable, Protocol, Sequence, runtime_checkable
 import numpy as np
 import torch
 
+from csr_core import _io
 from csr_core.encoders.base import ImageItem, ProgressCallback
 from csr_core.errors import ModelError
 
@@ -87,11 +88,7 @@ def default_device(device: str | None = None) -> str:
 
 @functools.lru_cache(maxsize=32)
 def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return _io.file_sha256(path)
 
 
 def file_sha256(path: str | Path) -> str:
