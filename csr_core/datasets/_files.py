@@ -1,0 +1,101 @@
+"""Reading the published caption files: decoding, line checks, locating a dataset under the data root."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from csr_core.errors import DataError
+
+
+def _read_lines(path: Path) -> list[str]:
+    """Lines of a UTF-8 text file (plain or .gz), CRLF-safe, split on '\\n' only (never on U+2028 and the like,
+    which would shift line alignment); errors name the file and line."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError as exc:
+        raise DataError(f"{path}: file not found") from exc
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read ({exc})") from exc
+    if path.suffix == ".gz":
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError) as exc:
+            raise DataError(f"{path}: not a valid gzip file ({exc})") from exc
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise DataError(f"{path}:{line}: not valid UTF-8 ({exc.reason})") from exc
+    lines = text.replace("\r\n", "\n").split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return lines
+
+
+def _read_caption_file(path: Path) -> list[str]:
+    """One caption per line; a blank line is a missing caption, reported with its line number."""
+    lines = _read_lines(path)
+    for i, line in enumerate(lines, 1):
+        if not line.strip():
+            raise DataError(f"{path}:{i}: empty caption line (each line must hold the caption of one image)")
+    return [line.strip() for line in lines]
+
+
+def _jsonl_objects(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(`file:line`, object) for each non-blank line of a JSON-lines file; bad JSON names the file and line."""
+    for lineno, line in enumerate(_read_lines(path), 1):
+        if not line.strip():
+            continue
+        where = f"{path}:{lineno}"
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{where}: invalid JSON ({exc.msg})") from exc
+        if not isinstance(obj, dict):
+            raise DataError(f"{where}: expected a JSON object")
+        yield where, obj
+
+
+def _caption_list(value: Any, where: str, label: str) -> list[str]:
+    """A caption or list of captions from JSON, checked: non-empty strings only."""
+    caps = [value] if isinstance(value, str) else value
+    if not isinstance(caps, list) or not all(isinstance(c, str) and c.strip() for c in caps):
+        raise DataError(f"{where}: {label} must be a list of non-empty strings")
+    return [c.strip() for c in caps]
+
+
+def _same_length(files: dict[Path, Sequence[Any]], what: str = "line i of each describes the same image") -> None:
+    """Raise a DataError naming both files and both line counts when aligned files differ in length."""
+    items = list(files.items())
+    ref_path, ref = items[0]
+    for path, lines in items[1:]:
+        if len(lines) != len(ref):
+            raise DataError(
+                f"caption files differ in length: {ref_path} has {len(ref)} lines but {path} has {len(lines)} "
+                f"({what}); fix or re-download the files"
+            )
+
+
+def _first_existing(*candidates: Path) -> Path | None:
+    return next((p for p in candidates if p.exists()), None)
+
+
+def _locate(data_root: str | os.PathLike | None, folder: str, *markers: str) -> Path:
+    """The dataset folder: `<data_root>/<folder>` when it holds one of `markers`, else `data_root` itself."""
+    from csr_core.paths import data_dir
+
+    root = Path(data_root).expanduser() if data_root is not None else data_dir()
+    for cand in (root / folder, root):
+        if any((cand / m).exists() for m in markers):
+            return cand
+    raise DataError(
+        f"{folder} data not found: no {' or '.join(markers)} in {root / folder} or {root} "
+        f"(pass data_root=... or set CSR_DATA_DIR)"
+    )
+
+

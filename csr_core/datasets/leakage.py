@@ -1,0 +1,93 @@
+"""The leakage guard: no photo a model was trained on may be in its evaluation gallery."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from csr_core.datasets.types import IMAGE_EXTENSIONS, ImageTextSet
+from csr_core.errors import DataError
+
+
+def canonical_image_key(image_id: str) -> str:
+    """Key that identifies a photo across datasets: base name, no `#caption` suffix, no extension, lower case."""
+    name = str(image_id).split("#", 1)[0].replace("\\", "/").rsplit("/", 1)[-1]
+    stem, dot, ext = name.rpartition(".")
+    if dot and ext.lower() in {e.lstrip(".") for e in IMAGE_EXTENSIONS}:
+        name = stem
+    return name.lower()
+
+
+# Image collections a source name implies (a model "trained on coco-train2017" has seen train2014 and val2014 photos).
+_SOURCE_ALIASES = {
+    "coco-train2017": {"coco-train2014", "coco-val2014"},
+    "coco": {"coco-train2014", "coco-val2014"},
+    "flickr30k-train": {"flickr30k"},
+    "multi30k-train": {"flickr30k"},
+}
+
+
+def _expand_sources(sources: Iterable[str]) -> set[str]:
+    out: set[str] = set()
+    for s in sources:
+        s = str(s).strip().lower()
+        out.add(s)
+        out |= _SOURCE_ALIASES.get(s, set())
+    return out
+
+
+@dataclass
+class LeakageReport:
+    """What an evaluation set shares with a model's training data (empty lists: nothing known to overlap)."""
+
+    overlap: list[str]
+    source_overlap: list[str]
+    message: str
+
+    @property
+    def ok(self) -> bool:
+        return not self.overlap and not self.source_overlap
+
+
+def check_leakage(
+    eval_set: ImageTextSet,
+    train_image_ids: Iterable[str] | None,
+    allow: bool = False,
+    model_training_sources: Iterable[str] | None = None,
+) -> LeakageReport:
+    """Refuse (DataError) an evaluation on photos the model was trained on, unless `allow=True`.
+
+    Two checks: photo ids shared with `train_image_ids` (compared by `canonical_image_key`, so `1000268201.jpg`
+    matches `1000268201`), and whole image collections: `model_training_sources` such as `{"coco-train2014"}`
+    against `eval_set.image_sources` (XTD10's photos are COCO train2014). With `allow=True` the report is returned
+    with its message for the run's notes.
+    """
+    overlap: list[str] = []
+    if train_image_ids:
+        train_keys = {canonical_image_key(i) for i in train_image_ids}
+        overlap = [i for i in eval_set.image_ids if canonical_image_key(i) in train_keys]
+    source_overlap: list[str] = []
+    if model_training_sources:
+        model_src = _expand_sources(model_training_sources)
+        source_overlap = sorted(s for s in eval_set.image_sources if s.lower() in model_src)
+    parts = []
+    if overlap:
+        parts.append(
+            f"{len(overlap)} of {len(eval_set)} evaluation images of {eval_set.name}/{eval_set.split} are in the "
+            f"model's training images (e.g. {', '.join(overlap[:5])})"
+        )
+    if source_overlap:
+        parts.append(
+            f"{eval_set.name} images come from {', '.join(source_overlap)}, which the model was trained on"
+            + (f" ({eval_set.training_images_note})" if eval_set.training_images_note else "")
+        )
+    message = "; ".join(parts)
+    report = LeakageReport(overlap, source_overlap, message)
+    if not report.ok and not allow:
+        raise DataError(
+            f"train/test leakage: {message}. Scores would be inflated; evaluate on other photos, or pass "
+            "allow_leakage / allow=True to run anyway (the run is then labelled)."
+        )
+    return report
+
+
