@@ -332,25 +332,23 @@ def query_table(ranks: pd.DataFrame, dataset: Any | None, *, setting: str, direc
     spec = get_setting(setting)
     mask = spec.cell_mask(ranks, direction=direction, lang=lang, doc_lang=doc_lang, cs_mode=cs_mode,
                           cs_langs=cs_langs, cs_p=cs_p)
-    part = ranks.loc[mask, ["query_id", "rank"]].copy()
+    cell = ranks.loc[mask]
+    part = cell[["query_id", "rank"]].copy()
     part["rank"] = part["rank"].astype(int)
     part["hit"] = part["rank"] <= int(k)
     captions: list[str] = []
     images: list[str] = []
     index = {image_id: row for row, image_id in enumerate(dataset.image_ids)} if dataset is not None else {}
-    caption_lang = spec.caption_lang(lang)
-    for query_id in part["query_id"]:
+    pooled = spec.pooled_queries and direction == "t2i"  # each query of a pooled set has its own language
+    for image_id, own_lang, j in zip(cell["image_id"], cell["caption_lang"], cell["caption_index"]):
         caption, image = "", ""
-        qid = str(query_id)
-        if spec.pooled_queries and direction == "t2i" and ":" in qid:
-            caption_lang, qid = qid.split(":", 1)  # pooled gallery ids are "<lang>:<image>#<j>"
-        image_id, _, j = qid.partition("#")
+        caption_lang = own_lang if pooled else spec.caption_lang(lang)
         row = index.get(image_id)
         if row is not None:
             per_image = dataset.captions.get(caption_lang, [[]] * len(dataset.image_ids))[row]
-            if j.isdigit() and int(j) < len(per_image):
+            if 0 <= j < len(per_image):
                 caption = per_image[int(j)]
-            elif not j and per_image:
+            elif j < 0 and per_image:
                 caption = per_image[0]  # image query: show its first caption in that language
             if dataset.image_paths is not None:
                 image = str(dataset.image_paths[row])

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from csr_core.errors import CancelledError, DataError
+from csr_core.results import with_query_columns
 from csr_core.settings import check_settings, get_setting
 DEFAULT_KS: tuple[int, ...] = (1, 5, 10)
 DEFAULT_CS_PS: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -271,7 +272,7 @@ class _EvalContext:
         for key in ("setting", "query_lang", "doc_lang", "direction", "cs_mode", "cs_langs"):
             frame[key] = fields.get(key, "")
         frame["cs_p"] = float(fields.get("cs_p", float("nan")))
-        return frame
+        return with_query_columns(frame)
 
 
 def _monolingual(ctx: _EvalContext) -> tuple[list[dict], list[pd.DataFrame]]:

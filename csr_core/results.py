@@ -13,6 +13,7 @@ instead of being skipped, because a silently missing run makes every chart lie.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import hashlib
 import json
@@ -43,7 +44,11 @@ ROW_COLUMNS: tuple[str, ...] = (
 )
 RANK_COLUMNS: tuple[str, ...] = (
     "setting", "query_lang", "doc_lang", "direction", "cs_mode", "cs_p", "cs_langs", "query_id", "rank",
+    "image_id", "caption_lang", "caption_index",
 )
+# What a query was, as columns (never re-split from query_id by readers): the photo it belongs to, the language of
+# its caption side, and the caption's index among that photo's captions in that language (-1: the query is the image).
+QUERY_COLUMNS: tuple[str, ...] = ("image_id", "caption_lang", "caption_index")
 # The identity of a row inside one run: two rows with the same key mean a bug in whoever produced them.
 KEY_COLUMNS: tuple[str, ...] = tuple(
     c for c in ROW_COLUMNS if c not in ("value", "n_queries", "ci_low", "ci_high", "note")
@@ -60,7 +65,8 @@ _STRING_COLUMNS = (
     "cs_mode", "cs_langs", "train_arm", "note",
 )
 _REQUIRED = ("model", "dataset", "setting", "direction", "metric", "value")
-_RANK_STRING_COLUMNS = ("setting", "query_lang", "doc_lang", "direction", "cs_mode", "cs_langs", "query_id")
+_RANK_STRING_COLUMNS = ("setting", "query_lang", "doc_lang", "direction", "cs_mode", "cs_langs", "query_id", "image_id",
+                        "caption_lang")
 _TEMP_PREFIX = ".tmp-"
 _MANIFEST = "manifest.json"
 _ROWS = "rows.parquet"
@@ -225,10 +231,40 @@ def _check_unique(rows: pd.DataFrame, where: str) -> None:
                            "must appear once per run")
 
 
+def parse_query_id(query_id: str, direction: str, query_lang: str, doc_lang: str) -> tuple[str, str, int]:
+    """(image_id, caption_lang, caption_index) of one query id: the one place that reads the id grammar.
+
+    Ids are `<image>#<j>` for a caption query (the j-th caption of that photo in the caption-side language),
+    `<lang>:<image>#<j>` in a pooled multilingual query set, and `<image>` for an image query (index -1; its
+    caption side is the gallery language).
+    """
+    qid = str(query_id)
+    caption_lang = doc_lang if direction == "i2t" else query_lang
+    if "#" not in qid:
+        return qid, caption_lang, -1
+    head, _, j = qid.rpartition("#")
+    if direction == "t2i" and query_lang == "all" and ":" in head:
+        caption_lang, head = head.split(":", 1)
+    return head, caption_lang, int(j) if j.isdigit() else -1
+
+
+def with_query_columns(ranks: pd.DataFrame) -> pd.DataFrame:
+    """Add `QUERY_COLUMNS` parsed from query_id (writers, and the reader of runs stored before the columns existed)."""
+    parsed = [parse_query_id(q, d, ql, dl) for q, d, ql, dl in
+              zip(ranks["query_id"], ranks["direction"], ranks["query_lang"], ranks["doc_lang"])]
+    out = ranks.copy()
+    out["image_id"] = [p[0] for p in parsed]
+    out["caption_lang"] = [p[1] for p in parsed]
+    out["caption_index"] = np.asarray([p[2] for p in parsed], dtype=np.int64)
+    return out
+
+
 def _normalise_ranks(ranks: pd.DataFrame | None, where: str) -> pd.DataFrame:
     """Per-query ranks in `RANK_COLUMNS` order; None or a column-less empty frame means "no ranks"."""
     if ranks is None or (len(ranks) == 0 and len(ranks.columns) == 0):
         ranks = pd.DataFrame({c: pd.Series(dtype=object) for c in RANK_COLUMNS})
+    if not set(QUERY_COLUMNS) & set(ranks.columns) and {"query_id", "direction"} <= set(ranks.columns):
+        ranks = with_query_columns(ranks)  # written before the structured columns existed (schema 1 runs)
     missing = [c for c in RANK_COLUMNS if c not in ranks.columns]
     unknown = [c for c in ranks.columns if c not in RANK_COLUMNS]
     if missing or unknown:
@@ -244,6 +280,7 @@ def _normalise_ranks(ranks: pd.DataFrame | None, where: str) -> pd.DataFrame:
     if len(rank) and (not pd.api.types.is_integer_dtype(rank) or bool((rank < 1).any())):
         raise ResultsError(f"{where}: rank must be integers >= 1 (1-based rank of the first correct item)")
     out["rank"] = rank.astype("int64")
+    out["caption_index"] = pd.to_numeric(ranks["caption_index"], errors="raise").astype("int64")
     return pd.DataFrame(out)[list(RANK_COLUMNS)]
 
 
@@ -551,7 +588,8 @@ class ResultsStore:
 
     def references(self) -> list[dict]:
         """Manifests of imported reference sources."""
-        return [self._read_manifest(folder, "reference") for folder in self._folders(self.reference_dir)]
+        with self._reference_read_lock():
+            return [self._read_manifest(folder, "reference") for folder in self._folders(self.reference_dir)]
 
     def find_runs(self, params_key: str) -> list[str]:
         """run_ids whose params hash to `params_key` (for --skip-existing)."""
@@ -575,8 +613,9 @@ class ResultsStore:
         for folder in self._folders(self.runs_dir):
             frames.append(self._read_rows(folder, self._read_manifest(folder, "run"), "run"))
         if include_reference:
-            for folder in self._folders(self.reference_dir):
-                frames.append(self._read_rows(folder, self._read_manifest(folder, "reference"), "reference"))
+            with self._reference_read_lock():
+                for folder in self._folders(self.reference_dir):
+                    frames.append(self._read_rows(folder, self._read_manifest(folder, "reference"), "reference"))
         frames = [f for f in frames if len(f)]
         if not frames:
             return empty_rows()
@@ -584,6 +623,30 @@ class ResultsStore:
         for column in _STRING_COLUMNS:
             rows[column] = rows[column].astype(str)
         return rows[list(ROW_COLUMNS)]
+
+    @contextlib.contextmanager
+    def _reference_read_lock(self):
+        """Hold the lock `write_reference` swaps folders under, so a reader never sees a half-swapped import.
+
+        Without it a reader could list reference/<name>/, then find its files gone while a re-import renames the old
+        folder away (the retry in `load` made that rare, not impossible). A store we cannot lock (read-only folder)
+        is read without the lock and keeps the retry.
+        """
+        from filelock import FileLock
+
+        if not self.reference_dir.is_dir():
+            yield
+            return
+        try:
+            lock = FileLock(str(self.reference_dir / ".lock"))
+            lock.acquire()
+        except OSError:
+            yield
+            return
+        try:
+            yield
+        finally:
+            lock.release()
 
     def load_ranks(self, run_id: str) -> pd.DataFrame:
         """Per-query ranks of one run (`RANK_COLUMNS`)."""
@@ -608,7 +671,10 @@ class ResultsStore:
             for folder in sorted(parent.iterdir()):
                 if folder.name.startswith("."):
                     continue
-                entries = sorted(folder.iterdir()) if folder.is_dir() else [folder]
+                try:
+                    entries = sorted(folder.iterdir()) if folder.is_dir() else [folder]
+                except OSError:  # swapped away by a re-import while we looked
+                    continue
                 for file in entries:
                     try:
                         stat = file.stat()

@@ -508,3 +508,26 @@ def test_loading_while_a_reference_is_reimported_sees_old_or_new_never_an_error(
     assert not errors
     assert sizes <= {len(sample_rows()), len(sample_rows()) + 3}
     assert len(store.load()) == len(sample_rows()) + 3
+
+
+def test_query_columns_are_parsed_once_and_old_runs_get_them_on_load():
+    """Structured query columns: written by evaluation, derived for runs stored before they existed (the shipped
+    results/ runs are such runs: read through the compatibility reader, never migrated in place)."""
+    from pathlib import Path
+
+    from csr_core.results import QUERY_COLUMNS, parse_query_id
+
+    assert parse_query_id("1000.jpg#2", "t2i", "de", "img") == ("1000.jpg", "de", 2)
+    assert parse_query_id("1000.jpg", "i2t", "img", "fr") == ("1000.jpg", "fr", -1)
+    assert parse_query_id("cs:1000.jpg#0", "t2i", "all", "img") == ("1000.jpg", "cs", 0)
+    assert parse_query_id("1000.jpg#0", "t2t", "en", "de") == ("1000.jpg", "en", 0)
+    shipped = ResultsStore(Path(__file__).resolve().parent.parent / "results")
+    run_id = shipped.runs()[0]["run_id"]
+    raw = pd.read_parquet(shipped.runs_dir / run_id / "ranks.parquet")
+    assert not set(QUERY_COLUMNS) & set(raw.columns)  # stored without them
+    ranks = shipped.load_ranks(run_id)
+    assert tuple(ranks.columns) == RANK_COLUMNS and len(ranks) == len(raw)
+    for row in ranks.sample(50, random_state=0).itertuples():
+        assert (row.image_id, row.caption_lang, row.caption_index) == parse_query_id(
+            row.query_id, row.direction, row.query_lang, row.doc_lang)
+        assert row.query_id.split("#")[0].split(":")[-1] == row.image_id
