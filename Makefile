@@ -32,6 +32,7 @@ run: install
 
 lint: install-dev
 	$(PY) -m ruff check csr_core app_pages dashboard.py tests benchmarks
+	$(PY) -m mypy
 
 test: install-dev browser-deps lint
 	TOKENIZERS_PARALLELISM=false $(PY) -m pytest

@@ -16,7 +16,7 @@ from typing import Callable
 _CHUNK = 1 << 20
 
 
-def atomic_write(target: str | os.PathLike, write: Callable[[Path], None], *, mode: int | None = 0o644) -> Path:
+def atomic_write(target: str | os.PathLike, write: Callable[[Path], object], *, mode: int | None = 0o644) -> Path:
     """Call `write(tmp_path)` to fill a temp file beside `target`, then move it into place atomically."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)

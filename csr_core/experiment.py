@@ -221,8 +221,8 @@ def run_top_layers(arms: Sequence[str] = ("en", "mlcs-de-fr-cs"), seed: int = 0,
 
     log = log or print
     store = _store(results_dir)
-    datasets = _datasets(None)
-    defaults = dict(batch_size=64, max_steps=200, eval_every=25, patience=4)
+    datasets = _datasets()
+    defaults: dict[str, Any] = dict(batch_size=64, max_steps=200, eval_every=25, patience=4)
     entries = []
     for arm in arms:
         t0 = time.perf_counter()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 import threading
+from typing import Any
 
 from csr_core.settings import SETTING_NAMES
 
@@ -83,8 +84,8 @@ class _TqdmProgress:
     """One tqdm bar per stage, written to stderr so the summary on stdout stays clean."""
 
     def __init__(self) -> None:
-        self.bar = None
-        self.label = None
+        self.bar: Any = None  # a tqdm bar while a stage runs
+        self.label: str | None = None
 
     def __call__(self, label: str, done: int, total: int) -> None:
         from tqdm import tqdm

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +69,7 @@ def _caption_list(value: Any, where: str, label: str) -> list[str]:
     return [c.strip() for c in caps]
 
 
-def _same_length(files: dict[Path, Sequence[Any]], what: str = "line i of each describes the same image") -> None:
+def _same_length(files: Mapping[Path, Sequence[Any]], what: str = "line i of each describes the same image") -> None:
     """Raise a DataError naming both files and both line counts when aligned files differ in length."""
     items = list(files.items())
     ref_path, ref = items[0]

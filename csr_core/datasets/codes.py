@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from csr_core.errors import DataError
 
@@ -59,7 +59,8 @@ def flores_tags(codes: Iterable[str]) -> dict[str, str]:
     codes = list(dict.fromkeys(codes))
     out = _unique_tags(codes, macro=True)
     individual = _unique_tags(codes, macro=False)
-    for fallback in (individual.get, lambda c: c):
+    fallbacks: tuple[Callable[[str], str], ...] = (lambda c: individual.get(c, c), lambda c: c)
+    for fallback in fallbacks:
         counts: dict[str, int] = {}
         for tag in out.values():
             counts[tag] = counts.get(tag, 0) + 1

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, Protocol, Sequence, Union, runtime_checkable
+from typing import TYPE_CHECKING, Callable, Protocol, Sequence, Union, runtime_checkable
 
 import numpy as np
 
 # An image item is a file path (str or Path) or an already-opened PIL image.
-ImageItem = Union[str, Path, "PIL.Image.Image"]  # noqa: F821
+if TYPE_CHECKING:
+    import PIL.Image
+
+ImageItem = Union[str, Path, "PIL.Image.Image"]
 # progress(done, total): called after each batch; may raise CancelledError to stop between batches.
 ProgressCallback = Callable[[int, int], None]
 
