@@ -72,3 +72,23 @@ def test_console_script_is_installed_and_routes_commands():
     bad = subprocess.run([str(exe), "eval", "--model", "csr-mini", "--dataset", "flickr8k-multi30k",
                           "--settings", "nope"], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "unknown setting" in bad.stderr
+
+
+def test_finetune_flags_are_derived_from_every_train_config_field():
+    """A TrainConfig field is a finetune flag without being re-declared; parsing gives back the same config."""
+    import argparse
+    import dataclasses
+
+    from csr_core.commands import finetune as command
+    from csr_core.commands._config_args import config_from_args
+    from csr_core.finetune import TrainConfig
+
+    parser = argparse.ArgumentParser()
+    command.add_arguments(parser)
+    flags = {a.dest for a in parser._actions}
+    assert {f.name for f in dataclasses.fields(TrainConfig)} <= flags
+    args = parser.parse_args(["--tower", "e5", "--arm", "mlcs-de-fr", "--seed", "3", "--no-learn-temperature",
+                              "--variants", "2", "--lr", "0.01"])
+    config = config_from_args(TrainConfig, args)
+    assert config == TrainConfig(tower="e5", arm="mlcs-de-fr", seed=3, learn_temperature=False, variants=2, lr=0.01)
+    assert config_from_args(TrainConfig, parser.parse_args([])) == TrainConfig()

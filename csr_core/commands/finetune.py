@@ -19,37 +19,29 @@ from pathlib import Path
 
 NAME = "finetune"
 HELP = "train csr-mini heads for one arm (EN-only, BL-CS, ML-CS, translate-train, dictionary) and save them"
+# Help for the TrainConfig fields (every field of csr_core.training.trainer.TrainConfig is a flag).
+TRAIN_FLAG_HELP = {
+    "tower": "text tower: minilm (csr-mini) or e5 (csr-mini-m)",
+    "hidden_dim": "MLP hidden width (default 512 when --heads mlp)",
+    "temperature": "initial temperature",
+    "learn_temperature": "learn the temperature (--no-learn-temperature keeps it fixed)",
+    "variants": "code-switched variants per caption (default: the tower's)",
+    "train_top_layers": "also train the top N text-tower layers (MiniLM; e5 needs its transformers weights)",
+    "max_photos": "quick mode: a fixed subset of training photos",
+    "max_val_photos": "quick mode: a fixed subset of val photos",
+    "dataset": "training photos and captions",
+}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from csr_core.commands._config_args import add_config_arguments
     from csr_core.finetune import ALL_ARMS, TrainConfig
 
-    d = TrainConfig()
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.add_argument("--tower", choices=["minilm", "e5"], default="minilm",
-                        help="text tower: minilm (csr-mini) or e5 (csr-mini-m)")
-    parser.add_argument("--arm", default="en", help=f"training arm (shipped: {', '.join(ALL_ARMS)})")
-    parser.add_argument("--seed", type=int, default=0)
+    add_config_arguments(parser, TrainConfig, help=TRAIN_FLAG_HELP | {"arm": f"training arm (shipped: {', '.join(ALL_ARMS)})"},
+                         choices={"tower": ["minilm", "e5"], "heads": ["linear", "mlp"],
+                                  "save_dtype": ["float16", "float32"]})
     parser.add_argument("--out", default=None, help="folder for the heads (.safetensors + .json); omit to not save")
-    parser.add_argument("--max-steps", type=int, default=d.max_steps)
-    parser.add_argument("--batch-size", type=int, default=d.batch_size)
-    parser.add_argument("--lr", type=float, default=d.lr)
-    parser.add_argument("--weight-decay", type=float, default=d.weight_decay)
-    parser.add_argument("--heads", choices=["linear", "mlp"], default=d.heads)
-    parser.add_argument("--out-dim", type=int, default=d.out_dim)
-    parser.add_argument("--hidden-dim", type=int, default=None, help="MLP hidden width (default 512)")
-    parser.add_argument("--temperature", type=float, default=d.temperature, help="initial temperature")
-    parser.add_argument("--fixed-temperature", action="store_true", help="do not learn the temperature")
-    parser.add_argument("--variants", type=int, default=None, help="code-switched variants per caption (default 1)")
-    parser.add_argument("--feature-dropout", type=float, default=d.feature_dropout)
-    parser.add_argument("--eval-every", type=int, default=d.eval_every)
-    parser.add_argument("--patience", type=int, default=d.patience)
-    parser.add_argument("--train-top-layers", type=int, default=0,
-                        help="also train the top N text-tower layers (MiniLM; e5 needs its transformers weights)")
-    parser.add_argument("--tower-lr", type=float, default=d.tower_lr)
-    parser.add_argument("--max-photos", type=int, default=None, help="quick mode: a fixed subset of training photos")
-    parser.add_argument("--max-val-photos", type=int, default=None, help="quick mode: a fixed subset of val photos")
-    parser.add_argument("--save-dtype", choices=["float16", "float32"], default=d.save_dtype)
     parser.add_argument("--check-shipped", action="store_true",
                         help="compare with the shipped heads of the same tower/arm/seed")
     parser.add_argument("--evaluate", action="store_true",
@@ -66,17 +58,11 @@ def run(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
+    from csr_core.commands._config_args import config_from_args
     from csr_core.encoders.csr_mini import HEADS_DIR, heads_filename
     from csr_core.finetune import TrainConfig, finetune
 
-    config = TrainConfig(
-        tower=args.tower, arm=args.arm, seed=args.seed, max_steps=args.max_steps, batch_size=args.batch_size,
-        lr=args.lr, weight_decay=args.weight_decay, heads=args.heads, out_dim=args.out_dim,
-        hidden_dim=args.hidden_dim, temperature=args.temperature, learn_temperature=not args.fixed_temperature,
-        variants=args.variants, feature_dropout=args.feature_dropout, eval_every=args.eval_every,
-        patience=args.patience, train_top_layers=args.train_top_layers, tower_lr=args.tower_lr,
-        max_photos=args.max_photos, max_val_photos=args.max_val_photos, save_dtype=args.save_dtype,
-    )
+    config = config_from_args(TrainConfig, args)
     log = (lambda m: None) if args.quiet else print
     outcome = finetune(config, out_dir=args.out, log=log)
     result = outcome.result
