@@ -15,18 +15,14 @@ import pandas as pd
 
 from csr_core.errors import DataError
 from csr_core.metrics import hits_at_k
+from csr_core.results import caption_lang
 from csr_core.settings import get_setting
-from csr_core.stats import adjust_pvalues, bootstrap_ci, paired_test, reliability_note
+from csr_core.stats import adjust_tested, bootstrap_ci, paired_test, reliability_note
 
 GAP_COLUMNS = ["lang", "pivot_value", "lang_value", "gap", "ci_low", "ci_high", "n", "paired", "p_value", "p_holm",
                "note"]
 COMPARE_COLUMNS = ["lang", "value_a", "value_b", "delta", "ci_low", "ci_high", "n", "p_value", "p_holm",
                    "significant", "note"]
-
-
-def caption_side_lang(frame: pd.DataFrame) -> pd.Series:
-    """The caption language of each rank row (the side that is not the image)."""
-    return frame["query_lang"].where(frame["query_lang"] != "img", frame["doc_lang"])
 
 
 def _select(ranks: pd.DataFrame, setting: str, direction: str) -> pd.DataFrame:
@@ -35,7 +31,7 @@ def _select(ranks: pd.DataFrame, setting: str, direction: str) -> pd.DataFrame:
         return ranks.assign(lang=pd.Series(dtype=str))
     mask = (ranks["setting"] == setting) & (ranks["direction"] == direction) & (ranks["cs_mode"].fillna("") == "")
     out = ranks[mask].copy()
-    out["lang"] = caption_side_lang(out)
+    out["lang"] = caption_lang(out).to_numpy()
     return out
 
 
@@ -138,10 +134,7 @@ def _select_cs(ranks: pd.DataFrame, setting: str, cs_mode: str, cs_p: float | No
 
 def _with_holm(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     frame = frame.copy()
-    frame["p_holm"] = np.nan
-    tested = frame["p_value"].notna() if not frame.empty else pd.Series(dtype=bool)
-    if not frame.empty and tested.any():
-        frame.loc[tested, "p_holm"] = adjust_pvalues(frame.loc[tested, "p_value"].to_numpy(), method="holm")
+    frame["p_holm"] = adjust_tested(frame["p_value"].to_numpy(dtype=float), method="holm") if len(frame) else np.nan
     return frame[columns]
 
 

@@ -159,7 +159,7 @@ def run_one(tower: str, arm: str, seed: int, cfg: ExperimentConfig, *, store=Non
     entry: dict[str, Any] = {
         "model": encoder.name, "tower": tower, "arm": arm, "seed": seed, "best_step": outcome.result.best_step,
         "steps_run": outcome.result.steps_run, "val_mean_recall_en": round(outcome.result.best_val, 3),
-        "temperature": round(float(1.0 / outcome.result.heads.logit_scale.detach().exp()), 5),
+        "temperature": round(outcome.result.heads.temperature, 5),
         "train_s": round(train_s, 1), "heads_fingerprint": encoder.fingerprint, "runs": {},
     }
     if cfg.evaluate:
@@ -239,7 +239,7 @@ def run_top_layers(arms: Sequence[str] = ("en", "mlcs-de-fr-cs"), seed: int = 0,
         entry = {"model": encoder.name, "tower": "minilm", "arm": arm, "seed": seed, "top_layers": layers,
                  "best_step": outcome.result.best_step, "steps_run": outcome.result.steps_run,
                  "val_mean_recall_en": round(outcome.result.best_val, 3), "batch_size": cfg.batch_size,
-                 "temperature": round(float(1.0 / outcome.result.heads.logit_scale.detach().exp()), 5),
+                 "temperature": round(outcome.result.heads.temperature, 5),
                  "train_s": round(train_s, 1), "eval_flickr8k-multi30k_s": round(time.perf_counter() - t1, 1),
                  "runs": {"flickr8k-multi30k": result.run_id}, "test": headline_numbers(result.rows)}
         _update_log(Path(heads_dir) / TRAINING_LOG if heads_dir else _heads_dir(ExperimentConfig()) / TRAINING_LOG,

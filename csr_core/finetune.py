@@ -171,7 +171,7 @@ def heads_manifest(result: TrainResult, image_tower, text_tower) -> dict[str, An
         "best_step": result.best_step,
         "steps_run": result.steps_run,
         "val_mean_recall_en": round(result.best_val, 4),
-        "final_temperature": float(1.0 / result.heads.logit_scale.detach().exp()),
+        "final_temperature": result.heads.temperature,
         "train_wall_s": round(result.wall_s, 2),
         "torch_threads": torch.get_num_threads(),
         "torch_version": torch.__version__,

@@ -135,3 +135,13 @@ def adjust_pvalues(pvalues, method: str = "holm") -> np.ndarray:
     if len(bad):
         raise DataError(f"adjust_pvalues: p-value #{int(bad[0])} = {p[bad[0]]} is not in [0, 1]")
     return np.asarray(multipletests(p, method=method)[1], dtype=np.float64)
+
+
+def adjust_tested(pvalues, method: str = "holm") -> np.ndarray:
+    """`adjust_pvalues` over the family of tests that were run: NaN (no test possible) stays NaN and is not counted."""
+    p = np.asarray(pvalues, dtype=np.float64).reshape(-1) if np.size(pvalues) else np.empty(0)
+    out = np.full(len(p), np.nan)
+    tested = np.isfinite(p)
+    if tested.any():
+        out[tested] = adjust_pvalues(p[tested], method=method)
+    return out

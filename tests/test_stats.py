@@ -130,3 +130,17 @@ def test_reliability_note():
     assert S.reliability_note(30) == "" and S.reliability_note(5000) == ""
     note = S.reliability_note(12)
     assert "only 12 queries" in note and "not statistically meaningful" in note
+
+
+def test_adjust_tested_corrects_only_the_tests_that_ran():
+    """Holm over the finite p-values only (NaN = no test possible stays NaN and does not enlarge the family)."""
+    import math
+
+    from csr_core.stats import adjust_pvalues, adjust_tested
+
+    got = adjust_tested([0.01, float("nan"), 0.04, 0.03])
+    assert math.isnan(got[1])
+    # Holm by hand over the three tests: sorted 0.01, 0.03, 0.04 -> 3*0.01, max(.03, 2*0.03), max(.06, 1*0.04)
+    assert list(got[[0, 3, 2]]) == pytest.approx([0.03, 0.06, 0.06])
+    assert list(adjust_pvalues([0.01, 0.04, 0.03])) == pytest.approx([0.03, 0.06, 0.06])
+    assert len(adjust_tested([])) == 0 and math.isnan(adjust_tested([float("nan")])[0])

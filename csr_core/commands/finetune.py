@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     outcome = finetune(config, out_dir=args.out, log=log)
     result = outcome.result
     print(f"{outcome.encoder.name}: best step {result.best_step} of {result.steps_run}, EN val mean recall "
-          f"{result.best_val:.2f}, temperature {float(1 / result.heads.logit_scale.detach().exp()):.4f}, "
+          f"{result.best_val:.2f}, temperature {result.heads.temperature:.4f}, "
           f"{result.wall_s:.1f} s training")
     if outcome.heads_path:
         print(f"saved {outcome.heads_path}")

@@ -130,6 +130,11 @@ class ProjectionHeads(nn.Module):
         txt = nn.functional.normalize(self.project_texts(text_features), dim=-1)
         return img, txt, self.logit_scale.exp()
 
+    @property
+    def temperature(self) -> float:
+        """The softmax temperature the heads use now: 1 / exp(logit_scale)."""
+        return float(1.0 / self.logit_scale.detach().exp())
+
     def content_hash(self) -> str:
         """SHA-256 over config + every tensor's bytes (sorted by name): the identity of what a heads file holds."""
         digest = hashlib.sha256(json.dumps(self.config, sort_keys=True).encode())

@@ -23,7 +23,7 @@ import pandas as pd
 
 from csr_core.metrics import hits_at_k
 from csr_core.model_names import CsrMiniName
-from csr_core.stats import adjust_pvalues, bootstrap_ci, paired_test
+from csr_core.stats import adjust_tested, bootstrap_ci, paired_test
 
 TOWER_LABEL = {"minilm": "MiniLM (English-only text tower) = csr-mini", "e5": "multilingual-e5-small = csr-mini-m"}
 LANGS = ("en", "de", "fr", "cs")
@@ -148,13 +148,8 @@ def delta_stats(arm: pd.DataFrame, base: pd.DataFrame, seed: int = 0) -> dict[st
 
 
 def _holm(records: list[dict]) -> None:
-    tested = [r for r in records if not math.isnan(r["p"])]
-    if tested:
-        adjusted = adjust_pvalues([r["p"] for r in tested], method="holm")
-        for r, q in zip(tested, adjusted):
-            r["p_holm"] = float(q)
-    for r in records:
-        r.setdefault("p_holm", float("nan"))
+    for r, q in zip(records, adjust_tested([r["p"] for r in records], method="holm")):
+        r["p_holm"] = float(q)
 
 
 class Report:

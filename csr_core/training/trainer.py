@@ -279,7 +279,7 @@ def train(config: TrainConfig, data: TrainData, text_tower=None, log: LogFn | No
             with torch.no_grad():
                 heads.logit_scale.clamp_(0.0, max_scale)
             record: dict[str, float] = {"step": step, "loss": float(loss.detach()),
-                                        "temperature": float(1.0 / heads.logit_scale.detach().exp())}
+                                        "temperature": heads.temperature}
             if step % config.eval_every == 0 or step == config.max_steps:
                 heads.eval()
                 record.update(_val_score(heads, data, val_text_features()))
