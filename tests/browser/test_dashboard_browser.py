@@ -66,14 +66,15 @@ def test_every_page_renders_without_exception(dashboard, app_page, path, title):
 
 
 def test_changing_p_rerenders_the_switched_caption_live(dashboard, app_page):
+    from playwright.sync_api import expect
     dashboard.open(app_page, "codeswitch")
     app_page.evaluate("() => { window.__csrSamePage = 'yes'; }")  # survives reruns, not a reload
     slider = app_page.get_by_role("slider", name="Switch probability p")  # react-aria's <input type=range>
-    assert slider.input_value() == "0.5"
+    expect(slider).to_have_value("0.5")
     half = switched_html(app_page)
 
     dashboard.after(app_page, lambda: (slider.focus(), slider.press("End")))
-    assert slider.input_value() == "1"
+    expect(slider).to_have_value("1")
     full = switched_html(app_page)
     assert full != half and full.count('data-lang="de"') > half.count('data-lang="de"') > 0
 
@@ -88,13 +89,17 @@ def test_changing_p_rerenders_the_switched_caption_live(dashboard, app_page):
 
 
 def test_a_shared_explorer_link_reproduces_the_view(dashboard, app_page):
+    from playwright.sync_api import expect
     dashboard.open(app_page, "codeswitch?p=1.0&langs=fr&mode=bl&seed=3&text=A+red+dog+runs.")
     html = switched_html(app_page)
     assert 'data-lang="fr"' in html and 'data-lang="de"' not in html
     original = re.sub(r"<sub[^>]*>.*?</sub>|<[^>]+>", "", app_page.locator(".cs-original").first.inner_html())
     assert original.strip() == "A red dog runs."
-    assert app_page.get_by_role("slider", name="Switch probability p").input_value() == "1"
-    assert app_page.get_by_label("Seed", exact=True).input_value() == "3"
+    # Web-first assertions: a widget whose value came from session state can show its proto default for a frame
+    # after the run ends (React applies the set value in an effect); `expect` waits for the value instead of
+    # reading the DOM once (a wrong value still fails, after the timeout).
+    expect(app_page.get_by_role("slider", name="Switch probability p")).to_have_value("1")
+    expect(app_page.get_by_label("Seed", exact=True)).to_have_value("3")
     assert dashboard.exceptions(app_page) == []
 
 
