@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from csr_core.encoders import registry
+from csr_core.encoders.backends import BACKENDS
 from csr_core.encoders.registry import (
     BackendInfo,
     available_backends,
@@ -158,8 +158,8 @@ def test_offline_models_lists_cached_hub_repos(offline, tmp_path, monkeypatch):
 def test_csr_mini_is_delegated_with_its_own_options():
     with pytest.raises(ModelError, match="unknown option.*csr-mini"):
         load_encoder("csr-mini", batch=3)
-    names, why = registry._csr_mini_names()
-    assert "csr-mini" in names and "csr-mini-m" in names and why == ""
+    names = BACKENDS["csr-mini"].offline_models()
+    assert "csr-mini" in names and "csr-mini-m" in names
 
 
 def test_unknown_option_and_missing_folder():
@@ -259,3 +259,25 @@ def test_open_clip_local_dir(tiny, tmp_path):
     save_file(weights, str(folder / "open_clip_model.safetensors"))
     enc = load_encoder(f"open_clip:local-dir:{folder}", device="cpu")
     assert np.array_equal(enc.encode_texts(TEXTS), tiny.encode_texts(TEXTS))
+
+
+def test_a_new_backend_is_one_registry_entry(monkeypatch, tiny):
+    """Adding a backend = one `Backend` in BACKENDS: parsing, options, listing, describing and loading follow."""
+    from csr_core.encoders.backends import Backend, ModelSpec
+
+    toy = Backend(
+        name="toy", grammar="toy:NAME", claims=lambda raw: raw.startswith("toy:"),
+        parse=lambda raw: ModelSpec(raw, "toy", "embedded", arch=raw.split(":", 1)[1]),
+        missing=lambda spec, opts: [], load=lambda spec, device, opts, offline: tiny,
+        options=lambda: frozenset({"colour"}), describe=lambda: BackendInfo("toy", True, "a test backend"),
+        offline_models=lambda: ["toy:one"],
+    )
+    monkeypatch.setitem(BACKENDS, "toy", toy)
+    assert parse_model_name("toy:one").arch == "one"
+    assert load_encoder("toy:one", colour="red") is tiny
+    with pytest.raises(ModelError, match="unknown option.*toy backend"):
+        load_encoder("toy:one", size=3)
+    assert "toy" in [b.name for b in available_backends()] and "toy:one" in list_offline_models()
+    monkeypatch.delitem(BACKENDS, "toy")
+    with pytest.raises(ModelError, match="unknown backend 'toy'"):
+        parse_model_name("toy:one")
