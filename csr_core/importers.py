@@ -27,16 +27,9 @@ OPENCLIP_RETRIEVAL_URL = (
 SOURCE_CLIP_BENCHMARK = "reference:clip_benchmark"
 SOURCE_OPENCLIP = "reference:openclip"
 
-# CLIP_benchmark dataset names → ours (others are kept as written, minus a "wds/" prefix).
-DATASET_NAMES: dict[str, str] = {
-    "crossmodal3600": "xm3600",
-    "multilingual_mscoco_captions": "xtd10",
-    "flickr30k": "flickr30k",
-    "flickr8k": "flickr8k",
-    "mscoco_captions": "mscoco",
-    "flickr30k-200": "flickr30k-200",
-    "xtd200": "xtd200",
-}
+# CLIP_benchmark dataset names → ours come from the registry (DatasetInfo.clip_benchmark); of datasets we do not
+# register, COCO is renamed and the rest (flickr30k, xtd200) are kept as written, minus "wds/" and with "/" → "_".
+_UNREGISTERED_NAMES = {"mscoco_captions": "mscoco"}
 # Language codes as these sources write them → ISO 639-1 where they differ (XTD10 / STAIR use "jp").
 LANGUAGE_CODES: dict[str, str] = {"jp": "ja"}
 _TASK_DIRECTIONS = {"image": "t2i", "text": "i2t"}
@@ -50,7 +43,10 @@ _ENGLISH_OTHER = re.compile(r"^(params \(M\)|FLOPs \(B\)|Average score|WinoGAViL
 
 def _dataset_name(raw: str) -> str:
     name = raw[len("wds/"):] if raw.startswith("wds/") else raw
-    return DATASET_NAMES.get(name, name.replace("/", "_"))
+    from csr_core.datasets import DATASETS
+
+    ours = _UNREGISTERED_NAMES | {info.clip_benchmark: info.name for info in DATASETS.values() if info.clip_benchmark}
+    return ours.get(name, name.replace("/", "_"))
 
 
 def _language(raw: str) -> str:

@@ -267,6 +267,30 @@ def test_registry(shared_data):
         load_dataset("xtd10", "train", data_root=shared_data)
 
 
+def test_availability_is_what_the_loader_accepts(tmp_path):
+    """'Present here' and 'loads here' read the same Location: Flickr8k with only the official token file is both."""
+    folder = tmp_path / "flickr8k"
+    _jpg(folder / "images" / "1000268201_693b08cb0e.jpg")
+    (folder / "Flickr8k.token.txt").write_text("1000268201_693b08cb0e.jpg#0\tA child in a pink dress .\n")
+    assert DATASETS["flickr8k"].available(tmp_path)
+    assert len(load_dataset("flickr8k", "all", data_root=tmp_path)) == 1
+    (folder / "Flickr8k.token.txt").unlink()
+    assert not DATASETS["flickr8k"].available(tmp_path)
+    with pytest.raises(DataError, match="flickr8k data not found"):
+        load_dataset("flickr8k", "all", data_root=tmp_path)
+
+
+def test_registry_owns_fixed_splits_and_training_sources(f8k, shared_data):
+    """Fixed splits come from the DatasetInfo; `<dataset>-train` implies the entry's image collections."""
+    ids = split_image_ids("flickr8k-multi30k", shared_data)
+    assert {k: len(v) for k, v in ids.items()} == {k: len(ts) for k, ts in f8k.items()}
+    assert set(DATASETS["flickr8k-multi30k"].image_sources) <= set(f8k["test"].image_sources)
+    assert not check_leakage(f8k["test"], None, allow=True, model_training_sources={"multi30k-train"}).ok
+    assert check_leakage(f8k["test"], None, model_training_sources={"xm3600-train"}).ok  # no train split: no alias
+    with pytest.raises(DataError, match="unknown dataset"):
+        split_image_ids("nope", shared_data)
+
+
 # ---------------------------------------------------------------------------------------- fixtures in tmp_path
 
 

@@ -27,23 +27,30 @@ import inspect
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from csr_core.datasets._files import _locate
+from csr_core.datasets._files import Location
 from csr_core.datasets.codes import flores_tags, normalize_lang
 from csr_core.datasets.flickr import (
     F8K_M30K_SEED,
+    FLICKR8K_CAPTIONS,
+    FLICKR8K_IMAGES,
     F8K_M30K_TEST,
     F8K_M30K_VAL,
     _f8k_m30k_plan,
     load_flickr8k,
     load_flickr8k_multi30k,
 )
-from csr_core.datasets.flickr30k_200 import load_flickr30k_200
+from csr_core.datasets.flickr30k_200 import FLICKR30K_200_FILES, load_flickr30k_200
 from csr_core.datasets.jsonl import load_jsonl
 from csr_core.datasets.leakage import LeakageReport, canonical_image_key, check_leakage
-from csr_core.datasets.multi30k import M30K_LANGS, M30K_TASK1_SPLITS, _m30k_image_list, load_multi30k
+from csr_core.datasets.multi30k import (
+    M30K_LANGS,
+    M30K_TASK1_SPLITS,
+    MULTI30K_FILES,
+    load_multi30k,
+    m30k_split_ids,
+)
 from csr_core.datasets.types import (
     HUMAN,
     IMAGE_EXTENSIONS,
@@ -55,28 +62,45 @@ from csr_core.datasets.types import (
     ImageTextSet,
     ParallelCaptions,
 )
-from csr_core.datasets.xm3600 import load_xm3600
-from csr_core.datasets.xtd10 import load_xtd10
+from csr_core.datasets.xm3600 import XM3600_FILES, load_xm3600
+from csr_core.datasets.xtd10 import XTD10_FILES, load_xtd10
 from csr_core.errors import DataError
 from csr_core.images import DEFAULT_MAX_PIXELS, check_images
 
 
 @dataclass(frozen=True)
 class DatasetInfo:
-    """A registered dataset: its loader, what it is, its splits, and the files that make it runnable offline."""
+    """A registered dataset: everything the rest of the project asks about it, in one entry.
+
+    `locations`: the files it reads (all must be present; `available` and the loader use the same `Location`s).
+    `fixed_splits`: the splits whose photo ids training checks against (`split_image_ids`); `split_ids` computes
+    them without loading captions when the dataset has a faster way (default: load each split).
+    `image_sources`: the photo collections its images come from (what a model trained on `<name>-train` has seen,
+    for the leakage guard). `clip_benchmark`: the name CLIP_benchmark gives it (for imported reference results)."""
 
     name: str
     loader: Callable[..., ImageTextSet]
     description: str
     splits: tuple[str, ...]
-    marker: str  # file under the data root whose presence means the captions are here
-    images: str  # where its images come from
+    locations: tuple[Location, ...]
+    images: str  # where its images come from, for people
+    image_sources: tuple[str, ...]
+    fixed_splits: tuple[str, ...] = ("test",)
+    split_ids: Callable[[str | os.PathLike | None], dict[str, list[str]]] | None = None
+    clip_benchmark: str | None = None
 
     def available(self, data_root: str | os.PathLike | None = None) -> bool:
-        from csr_core.paths import data_dir
+        return all(loc.exists(data_root) for loc in self.locations)
 
-        root = Path(data_root).expanduser() if data_root is not None else data_dir()
-        return (root / self.marker).exists()
+    def split_image_ids(self, data_root: str | os.PathLike | None = None) -> dict[str, list[str]]:
+        if self.split_ids is not None:
+            return self.split_ids(data_root)
+        return {s: load_dataset(self.name, split=s, data_root=data_root, verify_images="none").image_ids
+                for s in self.fixed_splits}
+
+
+def _f8k_m30k_split_ids(data_root: str | os.PathLike | None) -> dict[str, list[str]]:
+    return {k: list(v) for k, v in _f8k_m30k_plan(data_root).splits.items()}
 
 
 DATASETS: dict[str, DatasetInfo] = {
@@ -85,29 +109,35 @@ DATASETS: dict[str, DatasetInfo] = {
         DatasetInfo(
             "flickr8k-multi30k", load_flickr8k_multi30k,
             "1000 Flickr8k photos; Multi30K task1 en/de/fr/cs (human) on 937; fixed split by photo 663/100/237",
-            ("train", "val", "test"), "flickr8k/images", "shipped (flickr8k/images)",
+            ("train", "val", "test"), (FLICKR8K_IMAGES, MULTI30K_FILES), "shipped (flickr8k/images)",
+            ("flickr8k", "flickr30k"), fixed_splits=("train", "val", "test"), split_ids=_f8k_m30k_split_ids,
         ),
         DatasetInfo(
             "multi30k", load_multi30k,
             "Multi30K task1 (en + human de/fr/cs translations; task=2: 5 independent en/de captions)",
-            M30K_TASK1_SPLITS, "multi30k/task1", "user Flickr30k folder (image_root), else text-only",
+            M30K_TASK1_SPLITS, (MULTI30K_FILES,), "user Flickr30k folder (image_root), else text-only",
+            ("flickr30k",), fixed_splits=M30K_TASK1_SPLITS, split_ids=m30k_split_ids,
         ),
         DatasetInfo(
             "flickr8k", load_flickr8k, "Flickr8k photos with five English captions each",
-            ("all", "train", "val", "test"), "flickr8k/captions.txt", "flickr8k/images or image_root",
+            ("all", "train", "val", "test"), (FLICKR8K_CAPTIONS,), "flickr8k/images or image_root",
+            ("flickr8k", "flickr30k"), fixed_splits=("all",), clip_benchmark="flickr8k",
         ),
         DatasetInfo(
             "xtd10", load_xtd10, "XTD10: 1000 COCO train2014 photos, captions in 11 languages (ja independent)",
-            ("test",), "xtd10/XTD10", "user COCO train2014 folder (image_root), else text-only",
+            ("test",), (XTD10_FILES,), "user COCO train2014 folder (image_root), else text-only",
+            ("coco-train2014",), clip_benchmark="multilingual_mscoco_captions",
         ),
         DatasetInfo(
             "xm3600", load_xm3600, "Crossmodal-3600: 3600 photos, native captions in 36 languages",
-            ("test",), "xm3600/captions.jsonl", "xm3600/images (user-supplied)",
+            ("test",), (XM3600_FILES,), "xm3600/images (user-supplied)", ("open-images",),
+            clip_benchmark="crossmodal3600",
         ),
         DatasetInfo(
             "flickr30k-200", load_flickr30k_200,
             "Multi30K test_2016 English captions machine-translated (NLLB) into ~200 languages",
-            ("test",), "flickr30k-200/filenames.txt", "user Flickr30k folder (image_root), else text-only",
+            ("test",), (FLICKR30K_200_FILES,), "user Flickr30k folder (image_root), else text-only",
+            ("flickr30k",), clip_benchmark="flickr30k-200",
         ),
     )
 }
@@ -209,17 +239,10 @@ def load_dataset(
 
 
 def split_image_ids(name: str, data_root: str | os.PathLike | None = None) -> dict[str, list[str]]:
-    """Image ids of every split of a dataset with fixed splits (so training can prove no photo is on both sides)."""
-    if name == "flickr8k-multi30k":
-        return {k: list(v) for k, v in _f8k_m30k_plan(data_root).splits.items()}
-    if name == "multi30k":
-        folder = _locate(data_root, "multi30k", "task1")
-        lists = folder / "task1" / "image_splits"
-        return {s: _m30k_image_list(folder, s)[1] for s in M30K_TASK1_SPLITS if (lists / f"{s}.txt").exists()}
-    if name in ("xtd10", "xm3600", "flickr30k-200", "flickr8k"):
-        split = "all" if name == "flickr8k" else "test"
-        return {split: load_dataset(name, split=split, data_root=data_root, verify_images="none").image_ids}
-    raise DataError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
+    """Image ids of every fixed split of a dataset (so training can prove no photo is on both sides)."""
+    if name not in DATASETS:
+        raise DataError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
+    return DATASETS[name].split_image_ids(data_root)
 
 
 __all__ = [

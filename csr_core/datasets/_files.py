@@ -6,6 +6,7 @@ import gzip
 import json
 import os
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -85,17 +86,34 @@ def _first_existing(*candidates: Path) -> Path | None:
     return next((p for p in candidates if p.exists()), None)
 
 
-def _locate(data_root: str | os.PathLike | None, folder: str, *markers: str) -> Path:
-    """The dataset folder: `<data_root>/<folder>` when it holds one of `markers`, else `data_root` itself."""
-    from csr_core.paths import data_dir
+@dataclass(frozen=True)
+class Location:
+    """Where a dataset's files live under the data root: `<root>/<folder>` (or the root itself) holding a marker.
 
-    root = Path(data_root).expanduser() if data_root is not None else data_dir()
-    for cand in (root / folder, root):
-        if any((cand / m).exists() for m in markers):
-            return cand
-    raise DataError(
-        f"{folder} data not found: no {' or '.join(markers)} in {root / folder} or {root} "
-        f"(pass data_root=... or set CSR_DATA_DIR)"
-    )
+    The loader finds its folder with `find`, and `csr-lab datasets` / the dashboard call `exists`, so "present here"
+    and "loads here" cannot disagree."""
+
+    folder: str
+    markers: tuple[str, ...]
+
+    def find(self, data_root: str | os.PathLike | None) -> Path:
+        """The dataset folder, or a DataError naming where it looked."""
+        from csr_core.paths import data_dir
+
+        root = Path(data_root).expanduser() if data_root is not None else data_dir()
+        for cand in (root / self.folder, root):
+            if any((cand / m).exists() for m in self.markers):
+                return cand
+        raise DataError(
+            f"{self.folder} data not found: no {' or '.join(self.markers)} in {root / self.folder} or {root} "
+            f"(pass data_root=... or set CSR_DATA_DIR)"
+        )
+
+    def exists(self, data_root: str | os.PathLike | None) -> bool:
+        try:
+            self.find(data_root)
+        except DataError:
+            return False
+        return True
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from csr_core.datasets._files import _first_existing, _locate, _read_lines
-from csr_core.datasets.multi30k import M30K_LANGS, _m30k_image_list, _m30k_task1
+from csr_core.datasets._files import Location, _first_existing, _read_lines
+from csr_core.datasets.multi30k import M30K_LANGS, MULTI30K_FILES, _m30k_image_list, _m30k_task1
 from csr_core.datasets.types import HUMAN, IMAGE_EXTENSIONS, INDEPENDENT, ImageTextSet
 from csr_core.errors import DataError
 
@@ -46,6 +46,8 @@ def _read_flickr8k_captions(path: Path) -> dict[str, list[str]]:
 
 
 _F8K_CAPTION_FILES = ("captions.txt", "Flickr8k.token.txt", "Flickr8k_text/Flickr8k.token.txt")
+FLICKR8K_CAPTIONS = Location("flickr8k", _F8K_CAPTION_FILES)
+FLICKR8K_IMAGES = Location("flickr8k", ("images",))
 _F8K_IMAGE_DIRS = ("images", "Images", "Flicker8k_Dataset", "Flickr8k_Dataset")
 
 
@@ -86,8 +88,8 @@ class _F8kPlan:
 
 
 def _f8k_m30k_plan(data_root: str | os.PathLike | None) -> _F8kPlan:
-    folder = _locate(data_root, "flickr8k", "images")
-    m30k = _locate(data_root, "multi30k", "task1")
+    folder = FLICKR8K_IMAGES.find(data_root)
+    m30k = MULTI30K_FILES.find(data_root)
     captions_file, images_dir = _flickr8k_paths(folder)
     names, other = _list_images(images_dir)
     files: dict[str, str] = {}
@@ -208,7 +210,7 @@ def load_flickr8k(
     have no file are counted in `notes`. Splits: `all`, plus `train`/`val`/`test` when the official
     `Flickr_8k.{train,dev,test}Images.txt` lists are present.
     """
-    folder = _locate(data_root, "flickr8k", *_F8K_CAPTION_FILES)
+    folder = FLICKR8K_CAPTIONS.find(data_root)
     captions_file = _first_existing(*(folder / name for name in _F8K_CAPTION_FILES))
     if captions_file is None:
         raise DataError(f"{folder}: no captions.txt or Flickr8k.token.txt found")

@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from csr_core.datasets._files import _locate, _read_caption_file, _read_lines, _same_length
+from csr_core.datasets._files import Location, _read_caption_file, _read_lines, _same_length
 from csr_core.datasets.codes import _FLORES_RE, flores_tags
 from csr_core.datasets.types import HUMAN, MACHINE, ImageTextSet
 from csr_core.errors import DataError
+
+FLICKR30K_200_FILES = Location("flickr30k-200", ("filenames.txt",))
 
 
 def load_flickr30k_200(
@@ -22,7 +24,7 @@ def load_flickr30k_200(
     (Flickr30k folder), else text-only."""
     if split not in ("test", "test_2016_flickr"):
         raise DataError(f"flickr30k-200 has no split {split!r}; it has only 'test' (Multi30K test_2016)")
-    folder = _locate(data_root, "flickr30k-200", "filenames.txt")
+    folder = FLICKR30K_200_FILES.find(data_root)
     names_path = folder / "filenames.txt"
     names = [n.strip() for n in _read_lines(names_path)]
     entries = sorted(p for p in folder.iterdir() if p.suffix == ".txt" and p.name != "filenames.txt")

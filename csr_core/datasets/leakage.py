@@ -18,21 +18,32 @@ def canonical_image_key(image_id: str) -> str:
     return name.lower()
 
 
-# Image collections a source name implies (a model "trained on coco-train2017" has seen train2014 and val2014 photos).
-_SOURCE_ALIASES = {
+# External training corpora → the image collections they contain (a model "trained on coco-train2017" has seen
+# train2014 and val2014 photos). Registered datasets add `<name>-train` from their DatasetInfo.image_sources.
+_EXTERNAL_CORPORA = {
     "coco-train2017": {"coco-train2014", "coco-val2014"},
     "coco": {"coco-train2014", "coco-val2014"},
     "flickr30k-train": {"flickr30k"},
-    "multi30k-train": {"flickr30k"},
 }
 
 
+def _source_aliases() -> dict[str, set[str]]:
+    from csr_core.datasets import DATASETS  # the registry imports this module
+
+    aliases = {k: set(v) for k, v in _EXTERNAL_CORPORA.items()}
+    for info in DATASETS.values():
+        if "train" in info.splits:
+            aliases.setdefault(f"{info.name}-train", set()).update(info.image_sources)
+    return aliases
+
+
 def _expand_sources(sources: Iterable[str]) -> set[str]:
+    aliases = _source_aliases()
     out: set[str] = set()
     for s in sources:
         s = str(s).strip().lower()
         out.add(s)
-        out |= _SOURCE_ALIASES.get(s, set())
+        out |= aliases.get(s, set())
     return out
 
 

@@ -5,13 +5,16 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from csr_core.datasets._files import _first_existing, _locate, _read_caption_file, _read_lines, _same_length
+from csr_core.datasets._files import Location, _first_existing, _read_caption_file, _read_lines, _same_length
 from csr_core.datasets.types import HUMAN, INDEPENDENT, ImageTextSet
 from csr_core.errors import DataError
 
 M30K_TASK1_SPLITS = ("train", "val", "test_2016_flickr", "test_2017_flickr", "test_2018_flickr", "test_2017_mscoco")
 _M30K_ALIASES = {"test": "test_2016_flickr", "test_2016": "test_2016_flickr", "dev": "val", "valid": "val"}
 M30K_LANGS = ("en", "de", "fr", "cs")
+
+
+MULTI30K_FILES = Location("multi30k", ("task1",))
 
 
 def _m30k_raw(folder: Path, task: int, stem: str) -> Path | None:
@@ -60,7 +63,7 @@ def load_multi30k(
     five independent English and five independent German captions per image (train, val, test_2016).
     Images come from a user's Flickr30k folder (`image_root`, files `<id>.jpg`; COCO names for test_2017_mscoco);
     without it the set is text-only."""
-    folder = _locate(data_root, "multi30k", "task1")
+    folder = MULTI30K_FILES.find(data_root)
     split = _M30K_ALIASES.get(split, split)
     if task not in (1, 2):
         raise DataError(f"multi30k task must be 1 or 2, got {task!r}")
@@ -119,3 +122,8 @@ def load_multi30k(
     )
 
 
+def m30k_split_ids(data_root: str | os.PathLike | None) -> dict[str, list[str]]:
+    """Photo ids of every task-1 split whose image list is present (read from the lists, no captions loaded)."""
+    folder = MULTI30K_FILES.find(data_root)
+    lists = folder / "task1" / "image_splits"
+    return {s: _m30k_image_list(folder, s)[1] for s in M30K_TASK1_SPLITS if (lists / f"{s}.txt").exists()}

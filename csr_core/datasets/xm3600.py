@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from csr_core.datasets._files import _caption_list, _jsonl_objects, _locate
+from csr_core.datasets._files import Location, _caption_list, _jsonl_objects
 from csr_core.datasets.codes import normalize_lang
 from csr_core.datasets.types import INDEPENDENT, ImageTextSet
 from csr_core.errors import DataError
+
+XM3600_FILES = Location("xm3600", ("captions.jsonl",))
 
 
 def load_xm3600(
@@ -23,7 +25,7 @@ def load_xm3600(
     `data_root` (the folder holding captions.jsonl, or its parent with `xm3600/`)."""
     if split != "test":
         raise DataError(f"xm3600 has no split {split!r}; it has only 'test'")
-    folder = _locate(data_root, "xm3600", "captions.jsonl")
+    folder = XM3600_FILES.find(data_root)
     path = folder / "captions.jsonl"
     ids: list[str] = []
     per_lang: dict[str, dict[int, list[str]]] = {}

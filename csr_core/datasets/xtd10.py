@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from csr_core.datasets._files import _locate, _read_caption_file, _read_lines, _same_length
+from csr_core.datasets._files import Location, _read_caption_file, _read_lines, _same_length
 from csr_core.datasets.multi30k import _coco_or_flat
 from csr_core.datasets.types import HUMAN, INDEPENDENT, MACHINE, ImageTextSet
 from csr_core.errors import DataError
@@ -25,6 +25,9 @@ _XTD10_FILES = {
 }
 
 
+XTD10_FILES = Location("xtd10", ("XTD10",))
+
+
 def load_xtd10(
     split: str = "test", data_root: str | os.PathLike | None = None, image_root: str | os.PathLike | None = None
 ) -> ImageTextSet:
@@ -39,7 +42,7 @@ def load_xtd10(
     """
     if split != "test":
         raise DataError(f"xtd10 has no split {split!r}; it has only 'test'")
-    folder = _locate(data_root, "xtd10", "XTD10")
+    folder = XTD10_FILES.find(data_root)
     names_path = folder / "XTD10" / "test_image_names.txt"
     names = [n.strip() for n in _read_lines(names_path)]
     files = {lang: folder / rel for lang, rel in _XTD10_FILES.items()}
