@@ -40,6 +40,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
+from csr_core import _io
 from csr_core.errors import CSRError, DataError, ModelError
 from csr_core.paths import cache_dir
 
@@ -183,19 +184,9 @@ def clear_hash_memo() -> None:
 # ------------------------------------------------------------------------------------------- shard files
 
 
-def _read_header(path: Path) -> dict:
-    """Parse a safetensors header (8-byte little-endian length + JSON) without reading the tensors."""
-    with open(path, "rb") as f:
-        head = f.read(8)
-        if len(head) != 8:
-            raise ValueError("file shorter than a safetensors header")
-        n = int.from_bytes(head, "little")
-        if n <= 0 or n > 100_000_000:
-            raise ValueError(f"implausible header length {n}")
-        raw = f.read(n)
-    if len(raw) != n:
-        raise ValueError("truncated header")
-    return json.loads(raw)
+def _shard_entries(path: Path) -> int:
+    """How many vectors a shard holds, from its safetensors header (no tensor is read)."""
+    return int(_io.safetensors_layout(path)[1]["keys"][0][0])
 
 
 def _decode_shard(path: Path, data: bytes, fingerprint: str, kind: str) -> tuple[np.ndarray, np.ndarray]:
@@ -206,7 +197,7 @@ def _decode_shard(path: Path, data: bytes, fingerprint: str, kind: str) -> tuple
     if path.name != f"{digest}.safetensors":
         raise ValueError(f"checksum mismatch (bytes hash to {digest[:12]}..., {len(data)} bytes)")
     tensors = load(data)
-    meta = json.loads(data[8 : 8 + int.from_bytes(data[:8], "little")]).get("__metadata__", {})
+    meta = _io.safetensors_layout(path)[0]  # the file is content-addressed: these are the bytes just verified
     if meta.get("format") != SHARD_FORMAT:
         raise ValueError(f"unknown shard format {meta.get('format')!r}")
     if meta.get("fingerprint") != fingerprint or meta.get("kind") != kind:
@@ -310,6 +301,10 @@ class EmbeddingCache:
             return None
         try:
             keys, vecs = _decode_shard(path, data, fingerprint, kind)
+        except FileNotFoundError:  # compacted away between the read and the header check: nothing is wrong
+            with self._lock:
+                self._index.pop(path, None)
+            return None
         except Exception as e:  # noqa: BLE001 - any parse failure means the shard is unusable
             self._quarantine(path, f"{type(e).__name__}: {e}", report)
             return None
@@ -470,7 +465,7 @@ class EmbeddingCache:
                 for path in self._shards(kind_dir):
                     try:
                         size = path.stat().st_size
-                        entries += int(_read_header(path)["keys"]["shape"][0])
+                        entries += _shard_entries(path)
                     except FileNotFoundError:
                         continue
                     except Exception:  # noqa: BLE001 - unreadable header: counted, fixed on next read

@@ -8,16 +8,13 @@ caption words or never matches. Every skipped line is counted in a `LoadReport`;
 
 from __future__ import annotations
 
-import codecs
 import functools
-import gzip
 import hashlib
 import logging
 import os
 import re
 import urllib.error
 import urllib.request
-import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -318,26 +315,8 @@ def _match_mask(pieces: list[str], table: Mapping[str, tuple[str, ...]], max_n: 
 
 
 def _decode(data: bytes, name: str) -> tuple[str, str]:
-    """Text of an uploaded/read file: UTF-8 (BOM or not), UTF-16/32 with BOM, gzip; binary is a clear error."""
-    if data[:2] == b"\x1f\x8b":
-        try:
-            data = gzip.decompress(data)
-        except (OSError, EOFError, zlib.error) as error:
-            raise LexiconError(f"lexicon {name} looks gzip-compressed but cannot be decompressed: {error}") from error
-    boms = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF8, "utf-8-sig"),
-            (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))  # UTF-32 LE first: it starts like UTF-16
-    encoding = next((enc for bom, enc in boms if data.startswith(bom)), None)
-    if encoding is None:
-        encoding = "utf-8"
-        if b"\x00" in data[:65536]:
-            raise LexiconError(f"lexicon {name} looks binary (NUL bytes), not a text dictionary; give a UTF-8 text "
-                               f"file with one pair per line")
-    try:
-        return data.decode(encoding), encoding
-    except UnicodeDecodeError as error:
-        line = data[:error.start].decode(encoding, errors="replace").count("\n") + 1
-        raise LexiconError(f"lexicon {name} is not valid {encoding} text (byte 0x{data[error.start]:02x} at line "
-                           f"{line}); save it as UTF-8 (or UTF-16 with a BOM)") from error
+    """Text of an uploaded/read lexicon (`_io.decode_text`: UTF-8, UTF-16/32 with BOM, gzip; binary is refused)."""
+    return _io.decode_text(data, f"lexicon {name}", error=LexiconError)
 
 
 def detect_layout(lines: Sequence[str], name: str = "lexicon", src: str = "en", tgt: str = "") -> str:

@@ -13,7 +13,6 @@ Without --lexicon the MUSE EN->X dictionaries are read from the data folder (mus
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import sys
 from pathlib import Path
@@ -72,6 +71,7 @@ def _load_lexicons(args: argparse.Namespace) -> dict:
 
 
 def _read_lines(source: str) -> list[str]:
+    from csr_core import _io
     from csr_core.errors import DataError
 
     if source == "-":
@@ -83,13 +83,7 @@ def _read_lines(source: str) -> list[str]:
         except OSError as error:
             raise DataError(f"cannot read captions from {source}: {error.strerror or error}") from error
         name = source
-        if data[:2] == b"\x1f\x8b":
-            data = gzip.decompress(data)
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        line = data[:error.start].count(b"\n") + 1
-        raise DataError(f"{name}: not UTF-8 text (line {line}); give one caption per line in UTF-8") from error
+    text, _ = _io.decode_text(data, name)
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()

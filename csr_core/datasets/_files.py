@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
 import json
 import os
 from collections.abc import Iterator, Mapping, Sequence
@@ -10,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from csr_core import _io
 from csr_core.errors import DataError
 
 
@@ -22,16 +22,9 @@ def _read_lines(path: Path) -> list[str]:
         raise DataError(f"{path}: file not found") from exc
     except OSError as exc:
         raise DataError(f"{path}: cannot read ({exc})") from exc
-    if path.suffix == ".gz":
-        try:
-            data = gzip.decompress(data)
-        except (OSError, EOFError) as exc:
-            raise DataError(f"{path}: not a valid gzip file ({exc})") from exc
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise DataError(f"{path}:{line}: not valid UTF-8 ({exc.reason})") from exc
+    if path.suffix == ".gz" and data[:2] != b"\x1f\x8b":
+        raise DataError(f"{path}: not a valid gzip file (no gzip header)")
+    text, _ = _io.decode_text(data, str(path))
     lines = text.replace("\r\n", "\n").split("\n")
     if lines and lines[-1] == "":
         lines.pop()

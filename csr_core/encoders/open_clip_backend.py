@@ -21,6 +21,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from csr_core import _io
 from csr_core.encoders.base import ImageItem, ProgressCallback
 from csr_core.encoders.common import (
     check_texts,
@@ -349,56 +350,50 @@ def _precheck_checkpoint(checkpoint: str | Path) -> None:
 
 _ST_DTYPES = {"F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16", "I64": "int64",
               "I32": "int32", "I16": "int16", "I8": "int8", "U8": "uint8", "BOOL": "bool"}
+_INPLACE_GROUP_BYTES = 64 * 2**20
 
 
 def load_safetensors_inplace(model: Any, checkpoint: str | Path) -> bool:
-    """Copy a .safetensors file into `model`'s tensors one at a time; False (nothing touched) unless it fits exactly.
+    """Copy a .safetensors file into `model`'s tensors group by group; False (nothing touched) unless it fits exactly.
 
     Why: open_clip.load_checkpoint reads the whole file into a second state dict, so peak memory holds the model
     twice (+600 MB for a ViT-B-32). When the file's names, shapes and dtypes equal the model's own state dict
-    (open_clip's native layout: none of load_checkpoint's conversions would apply), each tensor is read with plain reads
-    (no mmap, so file pages do not count as our RSS) and copied in place: peak extra memory is the largest tensor.
-    Anything else — other layouts, missing/extra keys, other dtypes — returns False for open_clip's own loader.
+    (open_clip's native layout: none of load_checkpoint's conversions would apply), tensors are read through
+    `safetensors.safe_open` about 64 MB at a time and copied in place; the file is re-opened between groups so its
+    mapped pages are released: peak extra memory is one group. Anything else — other layouts, missing/extra keys,
+    other dtypes — returns False for open_clip's own loader.
     """
     import torch
+    from safetensors import safe_open
 
     p = Path(checkpoint).expanduser()
-    if p.suffix.lower() != ".safetensors" or not hasattr(torch, "frombuffer"):
+    if p.suffix.lower() != ".safetensors":
         return False
-    with open(p, "rb") as fh:
-        head = fh.read(8)
-        if len(head) != 8:
+    try:
+        _, layout = _io.safetensors_layout(p)
+    except Exception as e:  # noqa: BLE001 - safetensors raises its own error types
+        raise ModelError(f"checkpoint {p} is not a readable safetensors file (truncated download?): {e}") from e
+    target = model.state_dict()
+    if set(layout) != set(target):
+        return False
+    for name, (shape, dtype) in layout.items():
+        t = target[name]
+        if getattr(torch, _ST_DTYPES.get(dtype, ""), None) != t.dtype or list(shape) != list(t.shape) \
+                or t.device.type != "cpu":
             return False
-        n = int.from_bytes(head, "little")
-        if n <= 0 or n > 100 * 2**20:
-            return False
-        try:
-            header = json.loads(fh.read(n))
-        except ValueError:
-            return False
-        header.pop("__metadata__", None)
-        target = model.state_dict()
-        if set(header) != set(target):
-            return False
-        plan = []
-        for name, info in header.items():
-            t = target[name]
-            dtype = getattr(torch, _ST_DTYPES.get(info.get("dtype", ""), ""), None)
-            begin, end = info.get("data_offsets", (0, -1))
-            if (dtype != t.dtype or list(info.get("shape", ())) != list(t.shape) or t.device.type != "cpu"
-                    or end - begin != t.numel() * t.element_size()):
-                return False
-            plan.append((begin, end, name))
-        base = 8 + n
-        with torch.no_grad():
-            for begin, end, name in sorted(plan):
-                fh.seek(base + begin)
-                buf = bytearray(end - begin)
-                if fh.readinto(buf) != len(buf):
-                    raise ModelError(f"checkpoint {p}: file ends inside tensor {name!r} (truncated download?)")
-                t = target[name]
-                src = torch.frombuffer(buf, dtype=t.dtype) if buf else torch.empty(0, dtype=t.dtype)
-                t.copy_(src.reshape(t.shape))
+    groups: list[list[str]] = [[]]
+    size = 0
+    for name in layout:
+        if size > _INPLACE_GROUP_BYTES:
+            groups.append([])
+            size = 0
+        groups[-1].append(name)
+        size += target[name].numel() * target[name].element_size()
+    with torch.no_grad():
+        for group in groups:
+            with safe_open(str(p), framework="pt", device="cpu") as fh:
+                for name in group:
+                    target[name].copy_(fh.get_tensor(name))
     return True
 
 
