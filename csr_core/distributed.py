@@ -24,6 +24,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from csr_core.encoders.base import Encoder
 from csr_core.errors import CSRError, ModelError
 
 ProgressCallback = Callable[[int, int], None]
@@ -31,8 +32,6 @@ ProgressCallback = Callable[[int, int], None]
 # Environment forwarded to workers so they resolve models and caches exactly as the driver does.
 _FORWARD_ENV_PREFIXES = ("CSR_", "HF_", "TRANSFORMERS_", "OPEN_CLIP", "TORCH_HOME", "XDG_CACHE_HOME")
 _REPO_ROOT = str(Path(__file__).resolve().parents[1])
-# Optional encoder attributes other code reads (cache keys, the leakage guard); the pool mirrors them from a worker.
-_MIRRORED_ATTRS = ("lang_invariant", "training_image_ids", "training_sources")
 
 
 def ray_available() -> tuple[bool, str]:
@@ -86,7 +85,11 @@ class _EncoderWorker:
         return int(self.encoder.dim)
 
     def attributes(self) -> dict:
-        return {a: getattr(self.encoder, a) for a in _MIRRORED_ATTRS if hasattr(self.encoder, a)}
+        from dataclasses import asdict
+
+        from csr_core.encoders.base import traits
+
+        return asdict(traits(self.encoder))
 
     def encode_texts(self, start: int, texts: list[str], lang: str | None, batch_size: int):
         return start, self.encoder.encode_texts(texts, lang=lang, batch_size=batch_size)
@@ -108,7 +111,7 @@ def _start(ray, num_workers: int, address: str | None) -> bool:
     return True
 
 
-class RayEncoderPool:
+class RayEncoderPool(Encoder):
     """`num_workers` Ray actors each holding the encoder `encoder_name`; encode many inputs without reloading it.
 
     Use as a context manager (or call `close()`): the actors are killed on exit, and a Ray this pool started
@@ -172,7 +175,7 @@ class RayEncoderPool:
         self.fingerprint: str = fps[0]
         self.dim: int = int(dims[0])
         for attr, value in ray.get(self._workers[0].attributes.remote()).items():
-            setattr(self, attr, value)  # e.g. lang_invariant changes cache keys; training ids feed the leakage guard
+            setattr(self, attr, value)  # the Encoder traits: lang_invariant changes cache keys, training ids the guard
 
     def __enter__(self) -> RayEncoderPool:
         return self

@@ -116,7 +116,9 @@ def _key(fingerprint: str, kind: str, options: Any, content: str) -> str:
 
 def _text_options(encoder: Any, lang: str | None) -> dict[str, Any]:
     """Options that change a text's vector; an encoder may declare `lang_invariant = True` to share entries across langs."""
-    if getattr(encoder, "lang_invariant", False):
+    from csr_core.encoders.base import traits
+
+    if traits(encoder).lang_invariant:
         return {}
     return {"lang": lang}
 

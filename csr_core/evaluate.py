@@ -182,10 +182,12 @@ def _guard_leakage(config: EvalConfig, encoder, dataset) -> None:
     """Refuse to score a model on photos it was trained on, when its training photos are known."""
     from csr_core.datasets import check_leakage
 
-    train_ids = getattr(encoder, "training_image_ids", None)
-    sources = getattr(encoder, "training_sources", None)
-    if train_ids or sources:
-        check_leakage(dataset, set(train_ids or ()), allow=config.allow_leakage, model_training_sources=sources)
+    from csr_core.encoders.base import traits
+
+    known = traits(encoder)
+    if known.known_training_data:
+        check_leakage(dataset, set(known.training_image_ids), allow=config.allow_leakage,
+                      model_training_sources=known.training_sources)
 
 
 class _EvalContext:

@@ -383,3 +383,19 @@ def test_pil_images_are_keyed_by_pixels(tmp_path):
     a = Image.new("RGB", (8, 8), (10, 20, 30))
     b = Image.new("RGB", (8, 8), (10, 20, 31))
     assert image_content_hash(a) == image_content_hash(a.copy()) != image_content_hash(b)
+
+
+def test_encoder_traits_have_one_reader():
+    """Optional Encoder attributes are read through `traits`: declared values, else the protocol's defaults."""
+    from csr_core.encoders.base import Encoder, EncoderTraits, traits
+
+    assert traits(HashEncoder(lang_invariant=True)).lang_invariant
+    assert traits(object()) == EncoderTraits()
+    declared = HashEncoder()
+    declared.training_image_ids = ["a.jpg"]
+    assert traits(declared).training_image_ids == ("a.jpg",) and traits(declared).known_training_data
+
+    class Subclassed(Encoder):  # an encoder that subclasses the protocol inherits its defaults
+        name, device, fingerprint, dim = "s", "cpu", "s-1", 4
+
+    assert Subclassed().lang_invariant is False and Subclassed().training_sources == ()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Protocol, Sequence, Union, runtime_checkable
 
@@ -18,19 +19,20 @@ ProgressCallback = Callable[[int, int], None]
 
 @runtime_checkable
 class Encoder(Protocol):
-    """Image and text towers projecting into one space; outputs are float32 and L2-normalised row-wise."""
+    """Image and text towers projecting into one space; outputs are float32 and L2-normalised row-wise.
+
+    `fingerprint` is a stable hash of weights + preprocessing (the embedding-cache key prefix) and `dim` the output
+    width; either may be a plain attribute or a property. The optional traits have defaults here, so an encoder that
+    subclasses `Encoder` inherits them; read them from any encoder, duck-typed ones included, with `traits(encoder)`.
+    """
 
     name: str
     device: str
-
-    @property
-    def fingerprint(self) -> str:
-        """Stable hash of weights + preprocessing: the embedding-cache key prefix."""
-        ...
-
-    @property
-    def dim(self) -> int:
-        ...
+    fingerprint: str
+    dim: int
+    lang_invariant: bool = False  # the text vector ignores `lang`: cache entries are shared across languages
+    training_image_ids: Sequence[str] | None = None  # photos it was trained on: the leakage guard refuses them
+    training_sources: Sequence[str] = ()  # image collections it was trained on, e.g. ("coco-train2014",)
 
     def encode_images(
         self, items: Sequence[ImageItem], batch_size: int = 32, progress: ProgressCallback | None = None
@@ -45,6 +47,28 @@ class Encoder(Protocol):
         progress: ProgressCallback | None = None,
     ) -> np.ndarray:
         ...
+
+
+@dataclass(frozen=True)
+class EncoderTraits:
+    """The optional `Encoder` attributes, with the protocol's defaults: one place reads them from any encoder."""
+
+    lang_invariant: bool = False
+    training_image_ids: tuple[str, ...] = ()
+    training_sources: tuple[str, ...] = ()
+
+    @property
+    def known_training_data(self) -> bool:
+        return bool(self.training_image_ids or self.training_sources)
+
+
+def traits(encoder: object) -> EncoderTraits:
+    """An encoder's optional traits (defaults where a duck-typed encoder does not declare them)."""
+    return EncoderTraits(
+        lang_invariant=bool(getattr(encoder, "lang_invariant", False)),
+        training_image_ids=tuple(getattr(encoder, "training_image_ids", None) or ()),
+        training_sources=tuple(getattr(encoder, "training_sources", None) or ()),
+    )
 
 
 def l2_normalise(x: np.ndarray) -> np.ndarray:

@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from csr_core import _io
-from csr_core.encoders.base import ImageItem, ProgressCallback, l2_normalise
+from csr_core.encoders.base import Encoder, ImageItem, ProgressCallback, l2_normalise
 from csr_core.encoders.common import pick_device
 from csr_core.encoders.towers import E5Tower, EfficientNetLite0Tower, ImageTower, MiniLMTower, TextTower
 from csr_core.errors import ModelError
@@ -292,7 +292,7 @@ def cached_tower_images(tower: ImageTower, items: Sequence[ImageItem], *, cache=
 # --------------------------------------------------------------------------------------------------- encoder
 
 
-class CsrMiniEncoder:
+class CsrMiniEncoder(Encoder):
     """Encoder = towers -> heads -> L2 normalisation. `encode_*_features` reuse cached tower features."""
 
     def __init__(

@@ -13,7 +13,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from csr_core.encoders.base import ImageItem, ProgressCallback
+from csr_core.encoders.base import Encoder, ImageItem, ProgressCallback
 from csr_core.encoders.common import (
     check_texts,
     combine_fingerprint,
@@ -49,7 +49,7 @@ def _pooled(out: Any):
     return out if hasattr(out, "shape") else out.pooler_output
 
 
-class _HFEncoder:
+class _HFEncoder(Encoder):
     """Shared batching, threaded image preprocessing, tokenisation and fingerprinting for transformers models."""
 
     backend = "hf"

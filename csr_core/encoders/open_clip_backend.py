@@ -22,7 +22,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from csr_core import _io
-from csr_core.encoders.base import ImageItem, ProgressCallback
+from csr_core.encoders.base import Encoder, ImageItem, ProgressCallback
 from csr_core.encoders.common import (
     check_texts,
     combine_fingerprint,
@@ -114,7 +114,7 @@ def encode_text_truncated(model: Any, tokens) -> Any:
     return F.normalize(x, dim=-1)
 
 
-class OpenClipEncoder:
+class OpenClipEncoder(Encoder):
     """An open_clip model + its eval transform + its tokenizer, in inference mode on one device."""
 
     def __init__(
