@@ -4,6 +4,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from csr_core import paths
 
 
@@ -92,3 +94,33 @@ def test_finetune_flags_are_derived_from_every_train_config_field():
     config = config_from_args(TrainConfig, args)
     assert config == TrainConfig(tower="e5", arm="mlcs-de-fr", seed=3, learn_temperature=False, variants=2, lr=0.01)
     assert config_from_args(TrainConfig, parser.parse_args([])) == TrainConfig()
+
+
+def test_cli_flags_are_derived_from_the_config_dataclasses():
+    """Every EvalConfig / TrainConfig field is a flag, and parsing the flags builds back an equal config."""
+    import argparse
+    import dataclasses
+
+    from csr_core.commands import eval as eval_cmd
+    from csr_core.commands import finetune as finetune_cmd
+    from csr_core.commands._config_args import config_from_args
+    from csr_core.evaluate import EvalConfig
+    from csr_core.finetune import TrainConfig
+
+    parser = argparse.ArgumentParser()
+    eval_cmd.add_arguments(parser)
+    dests = {a.dest for a in parser._actions}
+    assert {f.name for f in dataclasses.fields(EvalConfig)} - {"dataset_options"} <= dests
+    args = parser.parse_args(["--model", "csr-mini", "--langs", "en, de", "--k", "1", "5", "--cs-ps", "0", "1",
+                              "--settings", "monolingual,cross", "--n-resamples", "50", "--allow-leakage"])
+    assert config_from_args(EvalConfig, args) == EvalConfig(
+        model="csr-mini", dataset="flickr8k-multi30k", langs=("en", "de"), ks=(1, 5), cs_ps=(0.0, 1.0),
+        settings=("monolingual", "cross"), n_resamples=50, allow_leakage=True)
+    with pytest.raises(SystemExit):
+        parser.parse_args([])  # --model has no default: required
+
+    parser = argparse.ArgumentParser()
+    finetune_cmd.add_arguments(parser)
+    assert {f.name for f in dataclasses.fields(TrainConfig)} <= {a.dest for a in parser._actions}
+    args = parser.parse_args(["--arm", "mlcs-de-fr-cs", "--seed", "3", "--no-learn-temperature"])
+    assert config_from_args(TrainConfig, args) == TrainConfig(arm="mlcs-de-fr-cs", seed=3, learn_temperature=False)

@@ -20,29 +20,33 @@ NAME = "eval"
 HELP = f"evaluate a model ({', '.join(SETTING_NAMES)}) and write tidy rows to results/"
 
 
-def _csv(value: str) -> list[str]:
-    return [item.strip() for item in value.split(",") if item.strip()]
+EVAL_FLAG_HELP = {
+    "model": "encoder name, e.g. csr-mini, csr-mini-m:mlcs-de-fr-cs, open_clip:ViT-B-32/openai, "
+             "hf:openai/clip-vit-base-patch32 (see `python -m csr_core models`)",
+    "dataset": "dataset name (see `python -m csr_core datasets`; jsonl:PATH for your own folder)",
+    "split": "split of the dataset",
+    "langs": "comma-separated, e.g. en,de,fr",
+    "settings": f"comma-separated from {','.join(SETTING_NAMES)}",
+    "ks": "recall cut-offs",
+    "seed": "seed for code-switching and bootstrap CIs",
+    "cs_modes": "code-switching modes for cs-queries",
+    "cs_ps": "code-switching probabilities for cs-queries",
+    "cs_langs": "switch targets (default: --langs minus en)",
+    "max_images": "quick mode: evaluate on the first N photos",
+    "train_arm": "label of the training arm (filled from csr-mini heads)",
+    "allow_leakage": "evaluate even on the model's training photos",
+    "n_resamples": "bootstrap resamples for the confidence intervals",
+}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from csr_core.commands._config_args import add_config_arguments
+    from csr_core.evaluate import EvalConfig
+
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.add_argument("--model", required=True, help="encoder name, e.g. csr-mini, csr-mini-m:mlcs-de-fr-cs, "
-                        "open_clip:ViT-B-32/openai, hf:openai/clip-vit-base-patch32 (see `python -m csr_core models`)")
-    parser.add_argument("--dataset", default="flickr8k-multi30k",
-                        help="dataset name (flickr8k-multi30k, xtd10, multi30k, flickr30k-200, xm3600, jsonl:PATH)")
-    parser.add_argument("--split", default="test")
-    parser.add_argument("--langs", type=_csv, default=["en", "de", "fr", "cs"], help="comma-separated, e.g. en,de,fr")
-    parser.add_argument("--settings", type=_csv, default=["monolingual"],
-                        help=f"comma-separated from {','.join(SETTING_NAMES)}")
-    parser.add_argument("--k", type=int, nargs="+", default=[1, 5, 10], help="recall cut-offs (default 1 5 10)")
-    parser.add_argument("--seed", type=int, default=0, help="seed for code-switching and bootstrap CIs")
-    parser.add_argument("--cs-modes", type=_csv, default=["bl", "ml"], help="code-switching modes for cs-queries")
-    parser.add_argument("--cs-ps", type=float, nargs="+", default=[0.0, 0.25, 0.5, 0.75, 1.0])
-    parser.add_argument("--cs-langs", type=_csv, default=None, help="switch targets (default: --langs minus en)")
-    parser.add_argument("--max-images", type=int, default=None, help="quick mode: evaluate on the first N photos")
+    add_config_arguments(parser, EvalConfig, help=EVAL_FLAG_HELP, skip=("dataset_options",), flags={"ks": "--k"},
+                         defaults={"dataset": "flickr8k-multi30k"})
     parser.add_argument("--image-root", default=None, help="image folder for datasets whose photos you supply")
-    parser.add_argument("--train-arm", default="", help="label of the training arm (filled from csr-mini heads)")
-    parser.add_argument("--allow-leakage", action="store_true", help="evaluate even on the model's training photos")
     parser.add_argument("--out", default=None, help="results folder (default: results/ or $CSR_RESULTS_DIR)")
     parser.add_argument("--skip-existing", action="store_true", help="do nothing if an identical run exists")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -54,13 +58,10 @@ def run(args: argparse.Namespace) -> int:
     from csr_core.evaluate import EvalConfig, run_evaluation
     from csr_core.results import ResultsStore, build_manifest
 
+    from csr_core.commands._config_args import config_from_args
+
     options = {"image_root": args.image_root} if args.image_root else {}
-    config = EvalConfig(
-        model=args.model, dataset=args.dataset, split=args.split, langs=args.langs, settings=args.settings,
-        ks=args.k, seed=args.seed, cs_modes=args.cs_modes, cs_ps=args.cs_ps, cs_langs=args.cs_langs,
-        max_images=args.max_images, train_arm=args.train_arm, allow_leakage=args.allow_leakage,
-        dataset_options=options,
-    )
+    config = config_from_args(EvalConfig, args, dataset_options=options)
     store = ResultsStore(Path(args.out) if args.out else None)
     if args.skip_existing:
         existing = store.find_runs(build_manifest(config.params())["params_key"])
