@@ -243,13 +243,14 @@ class CodeSwitcher:
         """(is_content, translations) for one surface form, capitalisation already applied; cached."""
         lower = word.lower()
         cls = case_class(word)
-        per_lang = []
+        per_lang: list[tuple[str, ...] | None] = []
         for table in self._tables:
             found = table.get(lower)
             if found is not None and cls != CASE_KEEP:
                 found = tuple(apply_case(t, cls) for t in found)
             per_lang.append(found)
         content = lower not in self._stop
+        info: tuple
         if self._single:
             info = (content, per_lang[0])
         else:
@@ -341,7 +342,7 @@ class CodeSwitcher:
                 if trans is not None:
                     match = m
                     break
-            if not match:
+            if not match or trans is None:
                 j += 1
                 continue
             if draws[b] < self._threshold:

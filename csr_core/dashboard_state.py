@@ -184,7 +184,9 @@ class EncoderPool:
                 return self._items[name]
             loader = self._loader
             if loader is None:
-                from csr_core.encoders.registry import load_encoder as loader
+                from csr_core.encoders.registry import load_encoder
+
+                loader = load_encoder
             encoder = loader(name)
             self._items[name] = encoder
             while len(self._items) > self._max:
@@ -344,7 +346,7 @@ def query_table(ranks: pd.DataFrame, dataset: Any | None, *, setting: str, direc
         caption, image = "", ""
         caption_lang = own_lang if pooled else spec.caption_lang(lang)
         row = index.get(image_id)
-        if row is not None:
+        if row is not None and dataset is not None:
             per_image = dataset.captions.get(caption_lang, [[]] * len(dataset.image_ids))[row]
             if 0 <= j < len(per_image):
                 caption = per_image[int(j)]

@@ -172,10 +172,18 @@ class RayEncoderPool(Encoder):
         except BaseException:
             self.close()
             raise
-        self.fingerprint: str = fps[0]
-        self.dim: int = int(dims[0])
+        self._fingerprint: str = fps[0]
+        self._dim: int = int(dims[0])
         for attr, value in ray.get(self._workers[0].attributes.remote()).items():
             setattr(self, attr, value)  # the Encoder traits: lang_invariant changes cache keys, training ids the guard
+
+    @property
+    def fingerprint(self) -> str:
+        return self._fingerprint
+
+    @property
+    def dim(self) -> int:
+        return self._dim
 
     def __enter__(self) -> RayEncoderPool:
         return self
@@ -195,15 +203,15 @@ class RayEncoderPool(Encoder):
         if ray.is_initialized() and ((self._shutdown is None and self._started) or self._shutdown):
             ray.shutdown()
 
-    def encode_texts(self, texts: Sequence[str], lang: str | None = None, batch_size: int = 64, *,
-                     shard_size: int | None = None, progress: ProgressCallback | None = None) -> np.ndarray:
+    def encode_texts(self, texts: Sequence[str], lang: str | None = None, batch_size: int = 64,
+                     progress: ProgressCallback | None = None, *, shard_size: int | None = None) -> np.ndarray:
         """Same vectors as `encoder.encode_texts(texts, lang, batch_size)` in one process (float rounding aside)."""
         from csr_core.encoders.common import check_texts
 
         return self._run("text", check_texts(texts), batch_size, shard_size, lang, progress)
 
-    def encode_images(self, items: Sequence[Any], batch_size: int = 32, *, shard_size: int | None = None,
-                      progress: ProgressCallback | None = None) -> np.ndarray:
+    def encode_images(self, items: Sequence[Any], batch_size: int = 32, progress: ProgressCallback | None = None, *,
+                      shard_size: int | None = None) -> np.ndarray:
         """Same vectors as `encoder.encode_images(items)`; paths must be readable on every node."""
         items = [str(it) if isinstance(it, Path) else it for it in items]
         return self._run("image", items, batch_size, shard_size, None, progress)

@@ -272,10 +272,11 @@ class EmbeddingCache:
 
     def _quarantine(self, path: Path, reason: str, report: CacheReport | None) -> None:
         dest_dir = path.parent / "corrupt"
-        dest: Path | None = dest_dir / f"{path.name}.{uuid.uuid4().hex[:8]}"
+        target = dest_dir / f"{path.name}.{uuid.uuid4().hex[:8]}"
+        dest: Path | None = target
         try:
             dest_dir.mkdir(exist_ok=True)
-            os.replace(path, dest)
+            os.replace(path, target)
         except FileNotFoundError:
             dest = None  # another process moved or removed it first
         except OSError as e:

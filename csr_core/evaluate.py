@@ -226,7 +226,7 @@ class _EvalContext:
             )
         return self._image_emb
 
-    def text_embeddings(self, texts: Sequence[str], lang: str, label: str) -> np.ndarray:
+    def text_embeddings(self, texts: Sequence[str], lang: str | None, label: str) -> np.ndarray:
         from csr_core.embed_cache import cached_encode_texts
 
         return cached_encode_texts(self.encoder, list(texts), lang=lang, progress=self.ticker.stage(label))

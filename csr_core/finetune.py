@@ -99,7 +99,8 @@ def prepare_data(config: TrainConfig, *, data_root=None, image_tower=None, text_
     rows = _subset_rows(len(train_set), config.max_photos, 1)
     image_ids = [train_set.image_ids[i] for i in rows]
     leakage = check_no_test_photos(image_ids, config.dataset, data_root)
-    pools_all = arm_pools(spec, train_set, int(config.variants))
+    assert config.variants is not None  # TrainConfig fills it from the tower
+    pools_all = arm_pools(spec, train_set, config.variants)
     pools = CaptionPools.from_lists([pools_all[i] for i in rows])
     image_tower = image_tower or _shared_tower("image", "cpu")
     text_tower = text_tower or _shared_tower(config.tower, "cpu")
@@ -119,7 +120,7 @@ def prepare_data(config: TrainConfig, *, data_root=None, image_tower=None, text_
         "arm_description": spec.describe,
         "arm_langs": list(spec.langs),
         "p": spec.p if spec.kind in ("cs", "dict") else 0.0,
-        "variants": int(spec.variants or config.variants) if spec.kind in ("cs", "dict") else 0,
+        "variants": int(spec.variants or config.variants or 0) if spec.kind in ("cs", "dict") else 0,
         "pools": pools.describe(),
         "training_images": leakage,
         "train_data_fingerprint": train_set.fingerprint,

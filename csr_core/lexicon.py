@@ -209,7 +209,7 @@ class Lexicon:
         if layout not in LAYOUTS:
             raise LexiconError(f"unknown lexicon layout {layout!r} for {name}; choose one of {', '.join(LAYOUTS)}")
         text, encoding = _decode(data, name)
-        name_reversed = bool(pair) and normalize_lang(pair[0]) == tgt and normalize_lang(pair[1]) == src
+        name_reversed = pair is not None and normalize_lang(pair[0]) == tgt and normalize_lang(pair[1]) == src
         table, report, max_n = _parse(text, name, encoding, layout, src, tgt, drop_identity, swap, name_reversed)
         if strict and report.n_malformed:
             raise LexiconError(f"lexicon {name} has malformed lines (strict mode)\n{report.summary()}")

@@ -177,6 +177,7 @@ def _rank_pass(query: np.ndarray, gallery: np.ndarray, query_gid: np.ndarray, ga
         row_ranks[start : start + n] = ranks
         if not columns:
             continue
+        assert mask2 is not None  # allocated whenever columns are ranked
         ge, band = mask[:n], mask2[:n]
         np.greater_equal(block, lo[None, :], out=ge)
         col_ge += np.count_nonzero(ge, axis=0)
@@ -294,6 +295,7 @@ def i2t_ranks(image_emb, text_emb, caption_image, chunk_size: int = DEFAULT_CHUN
     """
     text, image, ci = _pair(text_emb, image_emb, caption_image)
     _, ranks = _rank_pass(text, image, ci, np.arange(len(image)), _chunk(chunk_size), columns=True)
+    assert ranks is not None  # columns=True always ranks the columns
     return ranks
 
 
@@ -417,6 +419,7 @@ def retrieval_metrics(text_emb, image_emb, caption_image, ks: Iterable[int] = (1
     text, image, ci = _pair(text_emb, image_emb, caption_image)
     ks = _ks(ks)
     t2i, i2t = _rank_pass(text, image, ci, np.arange(len(image)), _chunk(chunk_size), columns=True)
+    assert i2t is not None  # columns=True always ranks the columns
     return RetrievalResult(
         t2i_ranks=t2i,
         i2t_ranks=i2t,

@@ -21,18 +21,24 @@ ProgressCallback = Callable[[int, int], None]
 class Encoder(Protocol):
     """Image and text towers projecting into one space; outputs are float32 and L2-normalised row-wise.
 
-    `fingerprint` is a stable hash of weights + preprocessing (the embedding-cache key prefix) and `dim` the output
-    width; either may be a plain attribute or a property. The optional traits have defaults here, so an encoder that
-    subclasses `Encoder` inherits them; read them from any encoder, duck-typed ones included, with `traits(encoder)`.
+    The optional traits have defaults here, so an encoder that subclasses `Encoder` inherits them; read them from any
+    encoder, duck-typed ones included, with `traits(encoder)`.
     """
 
     name: str
     device: str
-    fingerprint: str
-    dim: int
     lang_invariant: bool = False  # the text vector ignores `lang`: cache entries are shared across languages
     training_image_ids: Sequence[str] | None = None  # photos it was trained on: the leakage guard refuses them
     training_sources: Sequence[str] = ()  # image collections it was trained on, e.g. ("coco-train2014",)
+
+    @property
+    def fingerprint(self) -> str:
+        """Stable hash of weights + preprocessing: the embedding-cache key prefix."""
+        ...
+
+    @property
+    def dim(self) -> int:
+        ...
 
     def encode_images(
         self, items: Sequence[ImageItem], batch_size: int = 32, progress: ProgressCallback | None = None

@@ -167,6 +167,7 @@ def safe_load_state_dict(path: str | Path) -> dict:
     if suffix == ".safetensors":
         from safetensors.torch import load_file
 
+        sd: Any
         try:
             sd = load_file(str(p), device="cpu")
         except Exception as e:  # safetensors raises its own error types

@@ -107,6 +107,7 @@ class ProjectionHeads(nn.Module):
     def _make(self, n_in: int, gen: torch.Generator) -> nn.Module:
         if self.kind == "linear":
             return _linear(n_in, self.out_dim, gen)
+        assert self.hidden_dim is not None  # set for every mlp head
         return nn.Sequential(_linear(n_in, self.hidden_dim, gen), nn.GELU(), _linear(self.hidden_dim, self.out_dim, gen))
 
     @property
@@ -236,7 +237,7 @@ class TowerFeatures:
     lang_invariant = True
 
     def __init__(self, tower: ImageTower | TextTower):
-        self.tower = tower
+        self.tower: Any = tower
         self.name = tower.name
         self.dim = tower.dim
 
@@ -294,6 +295,8 @@ def cached_tower_images(tower: ImageTower, items: Sequence[ImageItem], *, cache=
 
 class CsrMiniEncoder(Encoder):
     """Encoder = towers -> heads -> L2 normalisation. `encode_*_features` reuse cached tower features."""
+
+    train_arm: str = ""  # the training arm of heads made in this process (loaded heads carry it in their manifest)
 
     def __init__(
         self,

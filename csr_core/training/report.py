@@ -16,7 +16,7 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -164,20 +164,20 @@ class Report:
         self.arms = _ordered_arms({r.arm for r in self.refs})
         self.expected = expected or {}
         self.cells: dict[tuple, dict] = {}
-        self.deltas: dict[tuple, dict] = {}
+        self.deltas: dict[tuple, list[dict]] = {}
 
     # ---- numbers -----------------------------------------------------------------------------------------------
     def mono(self, tower: str, arm: str, lang: str, direction: str, k: int) -> dict:
         key = ("mono", tower, arm, lang, direction, k)
         if key not in self.cells:
-            where = dict(setting="monolingual", direction=direction, cs_mode="")
+            where: dict[str, Any] = dict(setting="monolingual", direction=direction, cs_mode="")
             where.update({"query_lang": lang} if direction == "t2i" else {"doc_lang": lang})
             m = self.book.seed_matrix(tower, arm, "flickr8k-multi30k", k, **where)
             self.cells[key] = cell_stats(m)
         return self.cells[key]
 
     def mono_matrix(self, tower: str, arm: str, lang: str, direction: str, k: int) -> pd.DataFrame:
-        where = dict(setting="monolingual", direction=direction, cs_mode="")
+        where: dict[str, Any] = dict(setting="monolingual", direction=direction, cs_mode="")
         where.update({"query_lang": lang} if direction == "t2i" else {"doc_lang": lang})
         return self.book.seed_matrix(tower, arm, "flickr8k-multi30k", k, **where)
 

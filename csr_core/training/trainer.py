@@ -265,9 +265,10 @@ def train(config: TrainConfig, data: TrainData, text_tower=None, log: LogFn | No
                 trace.append((rows.copy(), uniforms.copy(), caption_rows.copy()))
             factor = _lr_factor(step - 1, config.warmup_steps, config.max_steps)
             for g in optimizer.param_groups:
-                g["lr"] = g["base_lr"] * factor
+                g["lr"] = g["base_lr"] * factor  # type: ignore[operator]  # torch types param groups as dict[str, object]
             img_x = dropout(image_features[torch.from_numpy(rows)]).to(device)
             if tower_text is None:
+                assert text_features is not None  # frozen tower: features were precomputed
                 txt_x = dropout(text_features[torch.from_numpy(caption_rows)])
             else:
                 txt_x = tower_text.features([data.pools.texts[j] for j in caption_rows])
