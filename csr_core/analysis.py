@@ -42,46 +42,92 @@ def _paired_difference(hits_a: np.ndarray, hits_b: np.ndarray, seed: int, n_resa
     return low, high, test.p_value
 
 
-def _unpaired_difference(hits_a: np.ndarray, hits_b: np.ndarray, seed: int, n_resamples: int):
-    """Independent bootstrap of the two means; no test (queries differ), so the p-value is NaN."""
-    rng = np.random.default_rng(seed)
-    a = rng.choice(hits_a.astype(float), size=(n_resamples, len(hits_a))).mean(axis=1)
-    b = rng.choice(hits_b.astype(float), size=(n_resamples, len(hits_b))).mean(axis=1)
-    low, high = np.percentile(100.0 * (a - b), [2.5, 97.5])
-    return float(low), float(high), float("nan")
+PAIRINGS = ("auto", "caption", "photo")
+
+
+def run_alignments(manifest: Mapping[str, Any]) -> list[frozenset[str]] | None:
+    """The line-aligned language groups a run recorded (`manifest["dataset"]["alignments"]`); None for runs written
+    before runs recorded them (then caption pairing is inferred from identical query ids, as those runs allowed)."""
+    facts = manifest.get("dataset") or {}
+    if "alignments" not in facts:
+        return None
+    return [frozenset(group) for group in facts["alignments"]]
+
+
+def _aligned(a: str, b: str, alignments: list[frozenset[str]] | None, ids_a: pd.Index, ids_b: pd.Index) -> bool:
+    if alignments is None:
+        return len(ids_a) == len(ids_b) == len(ids_a.intersection(ids_b))
+    return any(a in group and b in group for group in alignments)
+
+
+def _photo_means(frame: pd.DataFrame, k: int) -> pd.Series:
+    """Each photo's mean hit@K over its queries in one language: the unit on which independent captions compare."""
+    hits = pd.Series(hits_at_k(frame["rank"].to_numpy(), k).astype(float), index=frame["image_id"].to_numpy())
+    return hits.groupby(level=0).mean()
+
+
+def _photo_difference(a: np.ndarray, b: np.ndarray, seed: int, n_resamples: int) -> tuple[float, float, float]:
+    """Paired by photo: bootstrap CI of the mean per-photo difference (points) and a sign-flip permutation test."""
+    diff = 100.0 * (a - b)
+    low, high = bootstrap_ci(diff, seed=seed, n_resamples=n_resamples)
+    if int(np.sum(a != b)) < 2:
+        return low, high, 1.0
+    return low, high, paired_test(a, b, method="permutation", seed=seed).p_value
 
 
 def language_gaps(ranks: pd.DataFrame, *, k: int = 10, setting: str = "monolingual", direction: str = "t2i",
-                  pivot: str = "en", seed: int = 0, n_resamples: int = 1000) -> pd.DataFrame:
-    """gap = R@K(pivot) - R@K(X) per language X, paired on shared query ids where possible, Holm across languages."""
+                  pivot: str = "en", seed: int = 0, n_resamples: int = 1000, pairing: str = "auto",
+                  alignments: list[frozenset[str]] | None = None) -> pd.DataFrame:
+    """gap = R@K(pivot) - R@K(X) per language X, Holm across languages.
+
+    How X is paired with the pivot (`pairing`):
+      - `caption`: query by query (caption j of X translates caption j of the pivot: Multi30K task1 de/fr/cs/pt vs
+        en); refused with a DataError when X and the pivot are not line-aligned (`alignments`, from the run's
+        manifest: `run_alignments`), because caption j of independently written captions describes the photo
+        differently and pairing them by line is meaningless.
+      - `photo`: each photo's mean hit over its captions in that language, paired by photo across the shared
+        gallery (always valid in image settings: every language retrieves the same photos); permutation test.
+      - `auto` (default): caption where aligned, else photo.
+    Image→text queries are photos in every language, so i2t is paired on the photo ids.
+    """
     if setting not in ("monolingual", "multilingual"):
         raise DataError(f"language gaps are defined for image settings (monolingual, multilingual), not {setting!r}")
+    if pairing not in PAIRINGS:
+        raise DataError(f"pairing must be one of {', '.join(PAIRINGS)}, got {pairing!r}")
     selected = _select(ranks, setting, direction)
     if selected.empty:
         return pd.DataFrame(columns=GAP_COLUMNS)
-    by_lang = {lang: frame.set_index("query_id")["rank"] for lang, frame in selected.groupby("lang")}
+    by_lang = {lang: frame for lang, frame in selected.groupby("lang")}
     if pivot not in by_lang:
         raise DataError(f"no {setting}/{direction} ranks in pivot language {pivot!r} (have {sorted(by_lang)})")
-    pivot_ranks = by_lang[pivot]
+    pivot_frame = by_lang[pivot]
+    pivot_ranks = pivot_frame.set_index("query_id")["rank"]
     records = []
-    for lang, lang_ranks in sorted(by_lang.items()):
+    for lang, frame in sorted(by_lang.items()):
         if lang == pivot:
             continue
-        shared = pivot_ranks.index.intersection(lang_ranks.index)
-        paired = len(shared) == len(pivot_ranks) == len(lang_ranks)
-        if paired:
+        lang_ranks = frame.set_index("query_id")["rank"]
+        aligned = direction == "i2t" or _aligned(pivot, lang, alignments, pivot_ranks.index, lang_ranks.index)
+        how = ("caption" if aligned else "photo") if pairing == "auto" else pairing
+        if how == "caption" and not aligned:
+            raise DataError(f"pairing {lang} with {pivot} caption by caption is refused: {lang}'s captions are not "
+                            f"line-aligned translations of {pivot}'s (independent or unaligned captions of a photo "
+                            "describe it differently); use pairing='photo'")
+        if how == "caption":
+            shared = pivot_ranks.index.intersection(lang_ranks.index)
             hits_p = hits_at_k(pivot_ranks.loc[shared].to_numpy(), k)
             hits_x = hits_at_k(lang_ranks.loc[shared].to_numpy(), k)
             low, high, p_value = _paired_difference(hits_p, hits_x, seed, n_resamples)
+            value_p, value_x, n = 100.0 * hits_p.mean(), 100.0 * hits_x.mean(), len(shared)
         else:
-            hits_p = hits_at_k(pivot_ranks.to_numpy(), k)
-            hits_x = hits_at_k(lang_ranks.to_numpy(), k)
-            low, high, p_value = _unpaired_difference(hits_p, hits_x, seed, n_resamples)
-        n = int(min(len(hits_p), len(hits_x)))
+            photos_p, photos_x = _photo_means(pivot_frame, k), _photo_means(frame, k)
+            shared = photos_p.index.intersection(photos_x.index).sort_values()
+            a, b = photos_p.loc[shared].to_numpy(), photos_x.loc[shared].to_numpy()
+            low, high, p_value = _photo_difference(a, b, seed, n_resamples)
+            value_p, value_x, n = 100.0 * a.mean(), 100.0 * b.mean(), len(shared)
         records.append({
-            "lang": lang, "pivot_value": 100.0 * hits_p.mean(), "lang_value": 100.0 * hits_x.mean(),
-            "gap": 100.0 * (hits_p.mean() - hits_x.mean()), "ci_low": low, "ci_high": high, "n": n,
-            "paired": paired, "p_value": p_value, "note": reliability_note(n),
+            "lang": lang, "pivot_value": value_p, "lang_value": value_x, "gap": value_p - value_x, "ci_low": low,
+            "ci_high": high, "n": int(n), "paired": how, "p_value": p_value, "note": reliability_note(int(n)),
         })
     return _with_holm(pd.DataFrame(records, columns=[c for c in GAP_COLUMNS if c != "p_holm"]), GAP_COLUMNS)
 
@@ -141,20 +187,19 @@ def _with_holm(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
 def group_contrast(ranks: pd.DataFrame, groups: Mapping[str, str], *, k: int = 10, setting: str = "monolingual",
                    direction: str = "t2i", pivot: str = "en", seed: int = 0,
                    n_resamples: int = 1000) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Gap to the pivot per language group (close / distant), paired on the queries every language shares.
+    """Gap to the pivot per language group (close / distant), paired by photo.
 
-    Per query: hit(pivot) − mean hit over the group's languages, in points; a bootstrap CI per group and a paired
-    permutation test close vs distant on the same queries. Returns (table[group, value, ci_low, ci_high, n, langs],
-    test{diff, p_value, n, note}).
+    Per photo: its mean hit over its pivot queries − the mean over the group's languages of its mean hit over that
+    language's queries, in points. Pairing by photo is valid whatever the captions are (translations, independent,
+    several per photo), because every language retrieves the same gallery; for one aligned caption per photo it
+    equals pairing by query. A bootstrap CI per group and a paired permutation test close vs distant on the photos
+    every language shares. Returns (table[group, value, ci_low, ci_high, n, langs], test{diff, p_value, n, note}).
     """
-    from csr_core.metrics import hits_at_k
     from csr_core.stats import bootstrap_ci, paired_test
 
     cols = ["group", "value", "ci_low", "ci_high", "n", "langs"]
-    mask = (ranks["setting"] == setting) & (ranks["direction"] == direction) & (ranks["cs_mode"].fillna("") == "")
-    part = ranks[mask]
-    lang_of = part["query_lang"].where(part["query_lang"] != "img", part["doc_lang"])
-    by_lang = {lang: frame.set_index("query_id")["rank"] for lang, frame in part.groupby(lang_of)}
+    part = _select(ranks, setting, direction)
+    by_lang = {lang: _photo_means(frame, k) for lang, frame in part.groupby("lang")}
     test: dict[str, Any] = {"diff": math.nan, "p_value": math.nan, "n": 0, "note": ""}
     if pivot not in by_lang:
         test["note"] = f"no {setting}/{direction} ranks in the pivot language {pivot!r}"
@@ -169,11 +214,11 @@ def group_contrast(ranks: pd.DataFrame, groups: Mapping[str, str], *, k: int = 1
     per_query: dict[str, np.ndarray] = {}
     records = []
     if len(shared):
-        pivot_hits = hits_at_k(by_lang[pivot].loc[shared].to_numpy(), k).astype(float)
+        pivot_hits = by_lang[pivot].loc[shared].to_numpy()
         for group, langs in members.items():
             if not langs:
                 continue
-            group_hits = np.mean([hits_at_k(by_lang[lang].loc[shared].to_numpy(), k) for lang in langs], axis=0)
+            group_hits = np.mean([by_lang[lang].loc[shared].to_numpy() for lang in langs], axis=0)
             values = 100.0 * (pivot_hits - group_hits)
             per_query[group] = values
             low, high = bootstrap_ci(values, seed=seed, n_resamples=n_resamples)
@@ -183,15 +228,15 @@ def group_contrast(ranks: pd.DataFrame, groups: Mapping[str, str], *, k: int = 1
     if missing:
         test["note"] = f"no language of this run is in the {' / '.join(missing)} group"
     elif not len(shared):
-        test["note"] = "the languages share no query ids, so groups cannot be compared on the same queries"
+        test["note"] = "the languages share no photo, so groups cannot be compared on the same photos"
     else:
         a, b = per_query["close"], per_query["distant"]
-        note = "gap(close) − gap(distant), paired permutation test on shared queries"
+        note = "gap(close) − gap(distant), paired permutation test on the shared photos"
         if int(np.sum(a != b)) < 2:
-            # exact: with at most one differing query every sign flip gives the same |difference| (scipy refuses
+            # exact: with at most one differing photo every sign flip gives the same |difference| (scipy refuses
             # to permute a single observation)
             test.update(diff=float(np.mean(a) - np.mean(b)), p_value=1.0, n=int(len(a)),
-                        note=note + " (fewer than two queries differ: p = 1 exactly)")
+                        note=note + " (fewer than two photos differ: p = 1 exactly)")
         else:
             result = paired_test(a, b, method="permutation", seed=seed)
             test.update(diff=result.diff, p_value=result.p_value, n=result.n, note=note)

@@ -80,6 +80,7 @@ class EvalOutcome:
     rows: pd.DataFrame
     ranks: pd.DataFrame
     notes: list[str]
+    languages: dict[str, dict] = field(default_factory=dict)  # evaluated language → provenance, captions, photos
 
 
 class _Ticker:
@@ -145,9 +146,11 @@ def run_evaluation(
         store = store or ResultsStore()
         fingerprints = {"model": encoder.fingerprint, "data": dataset.fingerprint, **context.lexicon_fingerprints}
         manifest = build_manifest(config.params(), fingerprints)
+        manifest["dataset"] = context.dataset_facts()
         run_id = store.write_run(rows, manifest, ranks)
         rows = rows.assign(run_id=run_id)
-    return EvalOutcome(run_id=run_id, rows=rows, ranks=ranks, notes=context.notes)
+    return EvalOutcome(run_id=run_id, rows=rows, ranks=ranks, notes=context.notes,
+                       languages=context.dataset_facts()["languages"])
 
 
 def _check_ks(config: EvalConfig, dataset) -> None:
@@ -210,6 +213,19 @@ class _EvalContext:
                 f"none of the languages {list(config.langs)} exist in {dataset.name}/{dataset.split} "
                 f"(it has {', '.join(sorted(dataset.languages))})"
             )
+
+    def dataset_facts(self) -> dict:
+        """What a reader of the run needs to compare its languages fairly: each evaluated language's provenance and
+        size, and which of them are line-aligned (only those may be paired caption by caption)."""
+        described = self.dataset.describe()
+        langs = set(self.langs)
+        return {
+            "name": self.dataset.name,
+            "split": self.dataset.split,
+            "images": len(self.dataset),
+            "languages": {lang: described["languages"][lang] for lang in self.langs if lang in described["languages"]},
+            "alignments": [g for g in (sorted(set(a) & langs) for a in described["alignments"]) if len(g) > 1],
+        }
 
     # ---- embeddings -------------------------------------------------------------------------------------------
     def image_embeddings(self) -> np.ndarray:
@@ -316,28 +332,36 @@ def _cross(ctx: _EvalContext) -> tuple[list[dict], list[pd.DataFrame]]:
     if len(ctx.langs) < 2:
         ctx.notes.append("cross-lingual needs at least two languages: skipped")
         return [], []
-    aligned = [lang for lang in ctx.langs if lang in ctx.dataset.aligned_langs]
-    dropped = [lang for lang in ctx.langs if lang not in aligned]
+    groups = [[lang for lang in ctx.langs if lang in group] for group in ctx.dataset.alignments]
+    groups = [g for g in groups if len(g) > 1]
+    grouped = {lang for g in groups for lang in g}
+    dropped = [lang for lang in ctx.langs if lang not in grouped]
     if dropped:
-        ctx.notes.append(f"cross-lingual: {', '.join(dropped)} captions are not translations of the others: left out")
-    if len(aligned) < 2:
+        ctx.notes.append(f"cross-lingual: {', '.join(dropped)} captions are not line-aligned translations of another "
+                         "chosen language: left out")
+    if not groups:
         ctx.notes.append("cross-lingual needs at least two parallel languages: skipped")
         return [], []
-    parallel = ctx.dataset.parallel(aligned)
-    embeddings = {
-        lang: ctx.text_embeddings(parallel.texts[lang], lang, f"encode parallel {lang}") for lang in aligned
-    }
     records: list[dict] = []
     frames: list[pd.DataFrame] = []
-    for query_lang in aligned:
-        for doc_lang in aligned:
-            if query_lang == doc_lang:
-                continue
-            ctx.ticker.check()
-            ranks = parallel_ranks(embeddings[query_lang], embeddings[doc_lang])
-            fields = dict(setting="cross", query_lang=query_lang, doc_lang=doc_lang, direction="t2t")
-            records += ctx.recall_records(ranks, **fields)
-            frames.append(ctx.rank_frame(ranks, parallel.ids, **fields))
+    for aligned in groups:  # caption pairs exist only inside one alignment group
+        parallel = ctx.dataset.parallel(aligned)
+        if parallel.skipped:
+            ctx.notes.append(f"cross-lingual {'/'.join(aligned)}: {len(parallel.ids)} aligned captions of "
+                             f"{len(set(parallel.caption_image.tolist()))} photos ({len(parallel.skipped)} photos "
+                             "lack captions in one of them)")
+        embeddings = {
+            lang: ctx.text_embeddings(parallel.texts[lang], lang, f"encode parallel {lang}") for lang in aligned
+        }
+        for query_lang in aligned:
+            for doc_lang in aligned:
+                if query_lang == doc_lang:
+                    continue
+                ctx.ticker.check()
+                ranks = parallel_ranks(embeddings[query_lang], embeddings[doc_lang])
+                fields = dict(setting="cross", query_lang=query_lang, doc_lang=doc_lang, direction="t2t")
+                records += ctx.recall_records(ranks, **fields)
+                frames.append(ctx.rank_frame(ranks, parallel.ids, **fields))
     return records, frames
 
 

@@ -77,18 +77,43 @@ def test_offline_split_is_deterministic_and_pinned(real_data):
 
 def test_offline_captions_per_split(f8k, real_data):
     train, test = f8k["train"], f8k["test"]
-    assert train.languages == ["en", "de", "fr", "cs"]
+    assert train.languages == ["en", "de", "fr", "cs", "zh", "zh-x-f8k", "zh-x-mt", "ar", "pt", "pt-x-f30k"]
     assert all(len(c) == 5 for c in train.captions["en"])  # the five Flickr8k captions of every photo
     assert train.caption_count("en") == 663 * 5
     assert sum(1 for c in train.captions["de"] if c) == 600  # task1 translations where present, never invented
-    assert train.aligned_langs == {"de", "fr", "cs"}
-    assert test.languages == ["en", "de", "fr", "cs", "en-x-f8k"]
+    assert train.aligned_langs == {"de", "fr", "cs", "pt"}
+    assert train.alignments == (frozenset({"de", "fr", "cs", "pt"}), frozenset({"en", "zh-x-f8k", "zh-x-mt"}))
+    assert test.languages == ["en", "de", "fr", "cs", "en-x-f8k", "zh", "zh-x-f8k", "ar", "pt", "pt-x-f30k"]
     for lang in ("en", "de", "fr", "cs"):
         assert all(len(c) == 1 for c in test.captions[lang]) and test.provenance[lang] == HUMAN
     assert all(len(c) == 5 for c in test.captions["en-x-f8k"])
     assert test.provenance["en-x-f8k"] == INDEPENDENT
     assert all(p.is_file() for p in test.image_paths)
     assert [p.name.split("_")[0] + ".jpg" for p in test.image_paths] == test.image_ids
+
+
+def test_distant_and_close_languages_on_the_test_photos(f8k, real_data):
+    """zh (native), zh-x-f8k (human translations of the Flickr8k English), ar (translated), pt (task1 translation),
+    pt-x-f30k (native): their published counts on our photos, their provenance and which of them align."""
+    from csr_core.datasets import TRANSLATED
+
+    train, test = f8k["train"], f8k["test"]
+    assert all(len(c) == 5 for c in test.captions["zh"]) and test.provenance["zh"] == INDEPENDENT
+    assert all(len(c) == 3 for c in test.captions["ar"]) and test.provenance["ar"] == TRANSLATED
+    assert all(len(c) == 1 for c in test.captions["pt"]) and test.provenance["pt"] == HUMAN
+    assert all(len(c) == 5 for c in test.captions["pt-x-f30k"]) and test.provenance["pt-x-f30k"] == INDEPENDENT
+    covered = sum(1 for c in test.captions["zh-x-f8k"] if c) + sum(1 for c in train.captions["zh-x-f8k"] if c)
+    assert covered + sum(1 for c in f8k["val"].captions["zh-x-f8k"] if c) == 125  # the Flickr8k test photos
+    assert "zh-x-mt" not in test.captions and train.provenance["zh-x-mt"] == MACHINE  # MT: training text only
+    assert test.alignments == (frozenset({"en", "de", "fr", "cs", "pt"}), frozenset({"en-x-f8k", "zh-x-f8k"}))
+    row = test.image_ids.index(next(i for i, c in zip(test.image_ids, test.captions["zh-x-f8k"]) if c))
+    par = test.parallel(["en-x-f8k", "zh-x-f8k"])
+    assert len(par) == 5 * sum(1 for c in test.captions["zh-x-f8k"] if c) and par.texts["zh-x-f8k"][0]
+    assert test.captions["zh-x-f8k"][row][0] in par.texts["zh-x-f8k"]
+    for independent in ("zh", "ar", "pt-x-f30k"):
+        with pytest.raises(DataError, match="not translations aligned"):
+            test.parallel(["en-x-f8k", independent])  # same number of captions per photo, but not line-aligned
+    assert "joined" in test.notes  # the Arabic caption broken over two lines is repaired, and said
 
 
 def test_offline_task1_alignment_known_lines(f8k, real_data):
@@ -427,3 +452,65 @@ def test_unicode_line_separators_do_not_shift_alignment(tmp_path):
     root = _mini_multi30k(tmp_path, ["a\u2028b", "c"], ["x", "y\x85z"], ["1.jpg", "2.jpg"])
     ts = load_dataset("multi30k", "test", data_root=root)
     assert ts.captions["en"] == [["a\u2028b"], ["c"]] and ts.captions["de"][1] == ["y\x85z"]
+
+
+# ------------------------------------------------------------------------- Chinese, Arabic, Portuguese layouts
+
+
+def test_flickr8k_language_files_name_file_and_line_for_bad_input(tmp_path):
+    from csr_core.datasets.flickr8k_languages import read_keyed_captions, read_portuguese_task1
+
+    known = frozenset({"1_a.jpg", "2_b.jpg"})
+    cases = {
+        "1_a.jpg#zhc#0 一只狗\nno key here\n": r"zh\.txt:2: expected 'NAME\.jpg#zhc#j caption'",
+        "1_a.jpg#zhc#0 一只狗\n9_z.jpg#zhc#0 一只猫\n": r"zh\.txt:2: '9_z\.jpg' is not a Flickr8k photo",
+        "1_a.jpg#zhb#0 一只狗\n": r"zh\.txt:1: caption set tag 'zhb', expected 'zhc'",
+        "1_a.jpg#zhc#0 一只狗\n1_a.jpg#zhc#2 一只猫\n": r"zh\.txt:2: caption #2 of 1_a\.jpg out of order",
+        "1_a.jpg#zhc#0  \n": r"zh\.txt:1: (empty caption|no caption)",
+    }
+    for text, match in cases.items():
+        (tmp_path / "zh.txt").write_text(text, encoding="utf-8")
+        with pytest.raises(DataError, match=match):
+            read_keyed_captions(tmp_path / "zh.txt", known, separator=" ", tag="zhc")
+    (tmp_path / "zh.txt").write_bytes("1_a.jpg#zhc#0 一只狗\n".encode("gb18030"))  # not UTF-8
+    with pytest.raises(DataError, match=r"zh\.txt is not valid utf-8 text"):
+        read_keyed_captions(tmp_path / "zh.txt", known, separator=" ", tag="zhc")
+    # the two published quirks: a caption broken over two lines (joined, said) and the Flickr8k `.jpg.1` duplicate
+    (tmp_path / "ar.txt").write_text("1_a.jpg#0\tطفلة صغيرة\nتتسلق\n2258277193_586949ec62.jpg.1#0\tx\n"
+                                     "2_b.jpg#0\tكلب\n", encoding="utf-8")
+    read = read_keyed_captions(tmp_path / "ar.txt", known, separator="\t", tag=None)
+    assert read.captions == {"1_a.jpg": ["طفلة صغيرة تتسلق"], "2_b.jpg": ["كلب"]}
+    assert read.joined_lines == [2] and "line 2" in read.report() and "2258277193_586949ec62.jpg.1" in read.report()
+    # Portuguese task1 lines must be as many as the English lines they translate
+    raw = tmp_path / "framed-multi30k" / "multi30k" / "task1" / "raw"
+    raw.mkdir(parents=True)
+    with gzip.open(raw / "val.pt.gz", "wt", encoding="utf-8") as fh:
+        fh.write("Um cão .\n")
+    with pytest.raises(DataError, match="differ in length"):
+        read_portuguese_task1(tmp_path, "val", ["A dog .", "A cat ."], tmp_path / "val.en.gz")
+
+
+def test_independent_captions_are_compared_per_photo(tmp_path):
+    """A gap between English and independently written captions is paired by photo; pairing them caption by
+    caption (line j of one with line j of the other) is refused."""
+    import pandas as pd
+
+    from csr_core.analysis import language_gaps
+
+    rows = []
+    for p in range(40):
+        rows.append({"query_id": f"en:{p}.jpg#0", "rank": 1 if p % 2 else 3, "query_lang": "en"})
+        rows += [{"query_id": f"zh:{p}.jpg#{j}", "rank": 1 if (p + j) % 3 else 4, "query_lang": "zh"}
+                 for j in range(5)]
+    ranks = pd.DataFrame(rows).assign(setting="monolingual", doc_lang="img", direction="t2i", cs_mode="",
+                                      cs_langs="", cs_p=float("nan"))
+    ranks["image_id"] = ranks["query_id"].str.split(":").str[1].str.split("#").str[0]
+    aligned = [frozenset({"en", "de"})]
+    gaps = language_gaps(ranks, k=1, alignments=aligned, n_resamples=200)
+    row = gaps.set_index("lang").loc["zh"]
+    assert row["paired"] == "photo" and row["n"] == 40  # 40 photos, not 200 captions
+    photo_en = [float(p % 2) for p in range(40)]
+    photo_zh = [sum(1.0 if (p + j) % 3 else 0.0 for j in range(5)) / 5 for p in range(40)]
+    assert row["gap"] == pytest.approx(100 * (np.mean(photo_en) - np.mean(photo_zh)))
+    with pytest.raises(DataError, match="caption by caption is refused"):
+        language_gaps(ranks, k=1, alignments=aligned, pairing="caption")

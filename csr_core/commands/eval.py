@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if progress is not None:
             progress.close()
-    print(summary_table(outcome.rows))
+    print(summary_table(outcome.rows, outcome.languages))
     for note in outcome.notes:
         print(f"note: {note}")
     print(f"run {outcome.run_id}: {len(outcome.rows)} rows, {len(outcome.ranks)} per-query ranks -> {store.root}")
@@ -104,8 +104,11 @@ class _TqdmProgress:
             self.bar = None
 
 
-def summary_table(rows) -> str:
-    """One screen: R@K per setting/direction/language, with the CI and a flag where too few queries."""
+def summary_table(rows, languages: dict[str, dict] | None = None) -> str:
+    """One screen: R@K per setting/direction/language with the CI, the query count, each language's provenance (what
+    its captions are: human translation, independent, translated, machine) and a flag where too few queries."""
+    from csr_core.datasets.types import PROVENANCE_LABELS
+
     recall = rows[rows["metric"] == "recall"].copy()
     if recall.empty:
         return "(no recall rows)"
@@ -117,9 +120,16 @@ def summary_table(rows) -> str:
     ]
     recall["cs"] = [f"{m} {langs} p={p:g}" if m else "" for m, langs, p in
                     zip(recall["cs_mode"], recall["cs_langs"], recall["cs_p"])]
-    table = recall.pivot_table(index=["setting", "direction", "cs", "lang"], columns="k", values="cell",
-                               aggfunc="first")
+    index = ["setting", "direction", "cs", "lang"]
+    table = recall.pivot_table(index=index, columns="k", values="cell", aggfunc="first")
     table.columns = [f"R@{k}" for k in table.columns]
+    table["queries"] = recall.groupby(index)["n_queries"].first()
+    if languages:
+        def provenance(label: str) -> str:
+            langs = [part for part in label.split(">") if part in languages]
+            return " > ".join(PROVENANCE_LABELS.get(languages[x].get("provenance", ""), "?") for x in langs)
+
+        table["captions"] = [provenance(lang) for lang in table.index.get_level_values("lang")]
     text = table.to_string()
     if recall["note"].astype(bool).any():
         text += "\n* fewer than 30 queries: not statistically meaningful"

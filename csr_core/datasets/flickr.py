@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from csr_core.datasets._files import Location, _first_existing, _read_lines
+from csr_core.datasets.flickr8k_languages import extra_languages
 from csr_core.datasets.multi30k import M30K_LANGS, MULTI30K_FILES, _m30k_image_list, _m30k_task1
 from csr_core.datasets.types import HUMAN, IMAGE_EXTENSIONS, INDEPENDENT, ImageTextSet
 from csr_core.errors import DataError
@@ -156,9 +157,10 @@ def load_flickr8k_multi30k(
             raise DataError(f"{plan.captions_file}: no captions for photo {plan.images_dir / plan.files[i]}")
         en5.append(caps)
     task1_lines: dict[str, dict[str, list[str]]] = {}
+    task1_files: dict[str, dict[str, Path]] = {}
     for src in {plan.task1[i][0] for i in ids if i in plan.task1}:
-        _, lines, _ = _m30k_task1(plan.m30k, src)
-        task1_lines[src] = lines
+        _, lines, files = _m30k_task1(plan.m30k, src)
+        task1_lines[src], task1_files[src] = lines, files
 
     def task1_of(lang: str) -> list[list[str]]:
         out = []
@@ -173,15 +175,25 @@ def load_flickr8k_multi30k(
                 out.append([])
         return out
 
+    extra = extra_languages(
+        data_root, split, [plan.files[i] for i in ids], list(ids), frozenset(f8k), [plan.task1.get(i) for i in ids],
+        {src: (lines["en"], task1_files[src]["en"]) for src, lines in task1_lines.items()},
+    )
     if split == "train":
         captions = {"en": en5, **{lang: task1_of(lang) for lang in ("de", "fr", "cs")}}
         provenance = {"en": INDEPENDENT, "de": HUMAN, "fr": HUMAN, "cs": HUMAN}
-        aligned = frozenset({"de", "fr", "cs"})
+        aligned = frozenset({"de", "fr", "cs", "pt"})
+        flickr8k_english = "en"  # train en IS the five Flickr8k captions
     else:
         captions = {lang: task1_of(lang) for lang in M30K_LANGS}
         captions["en-x-f8k"] = en5
         provenance = {lang: HUMAN for lang in M30K_LANGS} | {"en-x-f8k": INDEPENDENT}
-        aligned = frozenset(M30K_LANGS)
+        aligned = frozenset(M30K_LANGS) | {"pt"}
+        flickr8k_english = "en-x-f8k"
+    captions |= extra.captions
+    provenance |= extra.provenance
+    # caption j of zh-x-f8k / zh-x-mt translates Flickr8k English caption j
+    flickr8k_aligned = frozenset({flickr8k_english, "zh-x-f8k", "zh-x-mt"})
     n_task1 = sum(1 for i in ids if i in plan.task1)
     return ImageTextSet(
         name="flickr8k-multi30k",
@@ -193,8 +205,10 @@ def load_flickr8k_multi30k(
         notes=(
             f"{len(ids)} Flickr8k photos ({n_task1} with Multi30K task1 captions); fixed split by photo, "
             f"seed {F8K_M30K_SEED}: test {F8K_M30K_TEST} / val {F8K_M30K_VAL} / train the rest."
+            + "".join(f" {note}." for note in extra.notes)
         ),
         aligned_langs=aligned,
+        other_alignments=(flickr8k_aligned,),
         image_sources=("flickr8k", "flickr30k"),
         training_images_note="these Flickr8k photos are also in Flickr30k (most in Multi30K train)",
         meta={"seed": F8K_M30K_SEED, "file_names": [plan.files[i] for i in ids], "other_files": plan.other_files},

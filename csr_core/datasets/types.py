@@ -20,7 +20,16 @@ HUMAN = "human"
 MACHINE = "machine"
 INDEPENDENT = "human-independent"
 UNKNOWN = "unknown"
-PROVENANCES = (HUMAN, MACHINE, INDEPENDENT, UNKNOWN)
+TRANSLATED = "translated"  # translated from another caption set, but which source line each translates is unknown
+PROVENANCES = (HUMAN, MACHINE, INDEPENDENT, TRANSLATED, UNKNOWN)
+#: What each label means, for tables, the CLI and the dashboard.
+PROVENANCE_LABELS = {
+    HUMAN: "human translation, line-aligned",
+    MACHINE: "machine translation (training arms only)",
+    INDEPENDENT: "human-written, independent",
+    TRANSLATED: "translated, not line-aligned",
+    UNKNOWN: "unknown",
+}
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 
 
@@ -72,6 +81,7 @@ class ImageTextSet:
     provenance: dict[str, str]
     notes: str = ""
     aligned_langs: frozenset[str] = frozenset()  # caption j is a translation of caption j in every one of these
+    other_alignments: tuple[frozenset[str], ...] = ()  # further groups aligned among themselves (not with the above)
     image_sources: tuple[str, ...] = ()  # e.g. ("coco-train2014",): what a model may have been trained on
     training_images_note: str = ""
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (file or id, reason) left out on request
@@ -100,6 +110,11 @@ class ImageTextSet:
             if prov not in PROVENANCES:
                 raise DataError(f"{where}: provenance {prov!r} of {lang!r} is not one of {PROVENANCES}")
         self.aligned_langs = frozenset(self.aligned_langs) & frozenset(self.captions)
+        groups = [frozenset(g) & frozenset(self.captions) for g in self.other_alignments]
+        self.other_alignments = tuple(g for g in groups if len(g) > 1)
+        for g in self.other_alignments:
+            if g & self.aligned_langs:
+                raise DataError(f"{where}: {sorted(g & self.aligned_langs)} are in two alignment groups")
 
     # ---- basic facts ------------------------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -113,6 +128,16 @@ class ImageTextSet:
     @property
     def text_only(self) -> bool:
         return self.image_paths is None
+
+    @property
+    def alignments(self) -> tuple[frozenset[str], ...]:
+        """Every group of languages whose caption j translates the same source caption j (largest first)."""
+        groups = ((self.aligned_langs,) if len(self.aligned_langs) > 1 else ()) + self.other_alignments
+        return tuple(sorted(groups, key=lambda g: (-len(g), sorted(g))))
+
+    def aligned_group(self, lang: str) -> frozenset[str]:
+        """The languages line-aligned with `lang` (itself included; just `{lang}` when it is aligned with none)."""
+        return next((g for g in self.alignments if lang in g), frozenset({lang}))
 
     def caption_count(self, lang: str) -> int:
         return sum(len(c) for c in self._captions_of(lang))
@@ -133,6 +158,7 @@ class ImageTextSet:
                 for lang in self.languages
             },
             "aligned_langs": sorted(self.aligned_langs),
+            "alignments": [sorted(g) for g in self.alignments],
             "image_sources": list(self.image_sources),
             "skipped": len(self.skipped),
             "fingerprint": self.fingerprint,
@@ -158,6 +184,8 @@ class ImageTextSet:
             "aligned": sorted(self.aligned_langs),
             "files": files,
         }
+        if self.other_alignments:  # only then, so sets without them keep their fingerprints
+            payload["other_alignments"] = sorted(",".join(sorted(g)) for g in self.other_alignments)
         blob = json.dumps(payload, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode("utf-8")
         return hashlib.sha256(blob).hexdigest()
 
@@ -193,14 +221,17 @@ class ImageTextSet:
         if not langs:
             raise DataError("parallel() needs at least one language")
         per = {lang: self._captions_of(lang) for lang in langs}
-        if strict:
-            loose = [lang for lang in langs if lang not in self.aligned_langs]
-            if loose and len(langs) > 1:
+        if strict and len(langs) > 1:
+            group = self.aligned_group(langs[0])
+            loose = [lang for lang in langs if lang not in group]
+            if loose or len(group) == 1:
+                loose = loose or [langs[0]]
                 provenance = {lang: self.provenance.get(lang, UNKNOWN) for lang in loose}
+                groups = "; ".join(", ".join(sorted(g)) for g in self.alignments) or "none"
                 raise DataError(
                     f"{self.name}/{self.split}: captions in {', '.join(loose)} are not translations aligned with the "
-                    f"others (aligned here: {', '.join(sorted(self.aligned_langs)) or 'none'}; provenance "
-                    f"{provenance}); drop them or pass strict=False to pair captions of the same image by position"
+                    f"others (aligned groups here: {groups}; provenance {provenance}); drop them or pass "
+                    "strict=False to pair captions of the same image by position"
                 )
         texts: dict[str, list[str]] = {lang: [] for lang in langs}
         rows: list[int] = []
@@ -278,6 +309,7 @@ class ImageTextSet:
             captions={k: self.captions[k] for k in keep},
             provenance={k: v for k, v in self.provenance.items() if k in keep},
             aligned_langs=frozenset(self.aligned_langs) & frozenset(keep),
+            other_alignments=tuple(frozenset(g) & frozenset(keep) for g in self.other_alignments),
         )
 
     def drop_images(self, rows: Iterable[int], reasons: dict[int, str]) -> ImageTextSet:
