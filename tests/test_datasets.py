@@ -280,6 +280,11 @@ def test_flickr8k_photos_present(real_data):
 
 def test_registry(shared_data):
     names = {d["name"]: d for d in list_datasets(shared_data)}
+    offered = {src["lang"]: src for src in names["flickr8k-multi30k"]["languages"]}
+    assert {"pt", "zh", "ar", "zh-x-mt"} <= set(offered) and all(src["present"] for src in offered.values())
+    assert (offered["zh"]["provenance"], offered["ar"]["provenance"]) == (INDEPENDENT, "translated")
+    assert offered["zh-x-mt"]["splits"] == ["train"]  # machine translations are training text only
+    assert not [s for s in list_datasets(shared_data / "nowhere")[0]["languages"] if s["present"] and s["lang"] == "zh"]
     assert set(DATASETS) <= set(names) and "jsonl:<folder>" in names
     assert names["flickr8k-multi30k"]["available"] and not names["xm3600"]["available"]
     with pytest.raises(DataError, match="unknown dataset 'nope'"):

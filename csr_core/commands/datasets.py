@@ -13,7 +13,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from csr_core.datasets import list_datasets
+    from csr_core.datasets import PROVENANCE_LABELS, list_datasets
     from csr_core.paths import data_dir
 
     root = args.data_dir or data_dir()
@@ -22,4 +22,8 @@ def run(args: argparse.Namespace) -> int:
         mark = "here" if info["available"] else "----"
         print(f"  [{mark}] {info['name']:18s} splits: {', '.join(info['splits'])}")
         print(f"         {info['description']} (images: {info['images']})")
+        for src in info["languages"]:
+            here = "" if src["present"] else "  [files not here]"
+            print(f"           {src['lang']:10s} {PROVENANCE_LABELS[src['provenance']]:40s} {src['source']} "
+                  f"(splits: {', '.join(src['splits'])}){here}")
     return 0

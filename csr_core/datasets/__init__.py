@@ -41,6 +41,7 @@ from csr_core.datasets.flickr import (
     load_flickr8k,
     load_flickr8k_multi30k,
 )
+from csr_core.datasets.flickr8k_languages import LanguageSource, flickr8k_multi30k_languages
 from csr_core.datasets.flickr30k_200 import FLICKR30K_200_FILES, load_flickr30k_200
 from csr_core.datasets.jsonl import load_jsonl
 from csr_core.datasets.leakage import LeakageReport, canonical_image_key, check_leakage
@@ -90,6 +91,7 @@ class DatasetInfo:
     fixed_splits: tuple[str, ...] = ("test",)
     split_ids: Callable[[str | os.PathLike | None], dict[str, list[str]]] | None = None
     clip_benchmark: str | None = None
+    languages: tuple[LanguageSource, ...] = ()  # the caption sets it offers, for listings (empty: see the loader)
 
     def available(self, data_root: str | os.PathLike | None = None) -> bool:
         return all(loc.exists(data_root) for loc in self.locations)
@@ -110,9 +112,11 @@ DATASETS: dict[str, DatasetInfo] = {
     for info in (
         DatasetInfo(
             "flickr8k-multi30k", load_flickr8k_multi30k,
-            "1000 Flickr8k photos; Multi30K task1 en/de/fr/cs (human) on 937; fixed split by photo 663/100/237",
+            "1000 Flickr8k photos; Multi30K task1 en/de/fr/cs + Framed pt (human, aligned) on 937; native zh, translated ar "
+            "on all; fixed split by photo 663/100/237",
             ("train", "val", "test"), (FLICKR8K_IMAGES, MULTI30K_FILES), "shipped (flickr8k/images)",
             ("flickr8k", "flickr30k"), fixed_splits=("train", "val", "test"), split_ids=_f8k_m30k_split_ids,
+            languages=flickr8k_multi30k_languages(),
         ),
         DatasetInfo(
             "multi30k", load_multi30k,
@@ -154,6 +158,11 @@ def list_datasets(data_root: str | os.PathLike | None = None) -> list[dict[str, 
             "splits": list(info.splits),
             "images": info.images,
             "available": info.available(data_root),
+            "languages": [
+                {"lang": src.lang, "provenance": src.provenance, "source": src.source, "splits": list(src.splits),
+                 "present": src.present(data_root)}
+                for src in info.languages
+            ],
         }
         for info in DATASETS.values()
     ]
@@ -164,6 +173,7 @@ def list_datasets(data_root: str | os.PathLike | None = None) -> list[dict[str, 
             "splits": ["test", "(any 'split' field)"],
             "images": "the folder (or image_root)",
             "available": True,
+            "languages": [],
         }
     )
     return out

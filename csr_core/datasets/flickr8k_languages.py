@@ -41,6 +41,42 @@ _CN_KEY = re.compile(r"(?P<name>[^#\s]+)#(?P<tag>[a-z]+)#(?P<j>\d+)")
 _TOKEN_KEY = re.compile(r"(?P<name>[^#\s]+)#(?P<j>\d+)")
 
 
+@dataclass(frozen=True)
+class LanguageSource:
+    """One caption set a dataset offers: its language tag, provenance, where it comes from and which splits."""
+
+    lang: str
+    provenance: str
+    source: str
+    location: Location | None = None  # None: part of the dataset's own files
+    splits: tuple[str, ...] = ("train", "val", "test")
+
+    def present(self, data_root: str | os.PathLike | None) -> bool:
+        return self.location is None or self.location.exists(data_root)
+
+
+def flickr8k_multi30k_languages() -> tuple[LanguageSource, ...]:
+    """What `csr-lab datasets` lists for flickr8k-multi30k (the loader adds each one whose files are present)."""
+    from csr_core.datasets.multi30k import MULTI30K_FILES
+    from csr_core.datasets.types import HUMAN, INDEPENDENT, MACHINE, TRANSLATED
+
+    m30k = "Multi30K task1 (one caption per photo, line-aligned)"
+    return (
+        LanguageSource("en", HUMAN, f"{m30k}; train: the 5 Flickr8k captions", MULTI30K_FILES),
+        *(LanguageSource(lang, HUMAN, f"{m30k}, human translation of en", MULTI30K_FILES) for lang in ("de", "fr", "cs")),
+        LanguageSource("pt", HUMAN, "Framed Multi30K task1, human translation aligned with en/de/fr/cs", FRAMED_FILES),
+        LanguageSource("en-x-f8k", INDEPENDENT, "Flickr8k, 5 English captions per photo", None, ("val", "test")),
+        LanguageSource("zh", INDEPENDENT, "Flickr8k-CN zhc, 5 captions written by native speakers", FLICKR8K_CN_FILES),
+        LanguageSource("zh-x-f8k", HUMAN, "Flickr8k-CN zhm, human translations aligned with the Flickr8k English "
+                       "(Flickr8k test photos only)", FLICKR8K_CN_FILES),
+        LanguageSource("zh-x-mt", MACHINE, "Flickr8k-CN zhb, Baidu machine translations (training arms only)",
+                       FLICKR8K_CN_FILES, ("train",)),
+        LanguageSource("ar", TRANSLATED, "Arabic Flickr8k, translations of 3 of the 5 English captions", ARABIC_FILES),
+        LanguageSource("pt-x-f30k", INDEPENDENT, "Framed Multi30K, 5 original Portuguese descriptions per photo",
+                       FRAMED_FILES),
+    )
+
+
 @dataclass
 class CaptionFile:
     """Captions per photo file name read from one file, with what was repaired or skipped (never silent)."""
