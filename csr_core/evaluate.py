@@ -142,15 +142,15 @@ def run_evaluation(
     ranks = pd.concat(rank_frames, ignore_index=True) if rank_frames else pd.DataFrame()
     ticker.check()
     run_id = ""
+    facts = context.dataset_facts()
     if write:
         store = store or ResultsStore()
         fingerprints = {"model": encoder.fingerprint, "data": dataset.fingerprint, **context.lexicon_fingerprints}
         manifest = build_manifest(config.params(), fingerprints)
-        manifest["dataset"] = context.dataset_facts()
+        manifest["dataset"] = facts
         run_id = store.write_run(rows, manifest, ranks)
         rows = rows.assign(run_id=run_id)
-    return EvalOutcome(run_id=run_id, rows=rows, ranks=ranks, notes=context.notes,
-                       languages=context.dataset_facts()["languages"])
+    return EvalOutcome(run_id=run_id, rows=rows, ranks=ranks, notes=context.notes, languages=facts["languages"])
 
 
 def _check_ks(config: EvalConfig, dataset) -> None:

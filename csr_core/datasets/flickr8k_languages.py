@@ -116,8 +116,12 @@ def _add(out: CaptionFile, where: str, name: str, j: int, text: str, known_names
     caps.append(text.strip())
 
 
-def read_keyed_captions(path: Path, known_names: frozenset[str], *, separator: str, tag: str | None) -> CaptionFile:
-    """`NAME#TAG#j caption` (Flickr8k-CN, space-separated) or `NAME#j<TAB>caption` (Flickr8k token layout)."""
+def read_keyed_captions(path: Path, known_names: frozenset[str], *, separator: str, tag: str | None,
+                        others: str = "error") -> CaptionFile:
+    """`NAME#TAG#j caption` (Flickr8k-CN, space-separated) or `NAME#j<TAB>caption` (Flickr8k token layout).
+
+    A name outside `known_names` is an error (`others="error"`: the file should only hold those photos) or is left
+    out (`others="skip"`: a file covering a larger collection, e.g. all of Flickr30k)."""
     pattern = _CN_KEY if tag is not None else _TOKEN_KEY
     out = CaptionFile(path)
     last: tuple[str, int] | None = None
@@ -138,6 +142,8 @@ def read_keyed_captions(path: Path, known_names: frozenset[str], *, separator: s
             raise DataError(f"{where}: caption set tag {m['tag']!r}, expected {tag!r} for {path.name}")
         if not sep:
             raise DataError(f"{where}: no caption after the key {key!r}")
+        if others == "skip" and m["name"] not in known_names:
+            continue
         _add(out, where, m["name"], int(m["j"]), text, known_names)
         last = (m["name"], int(m["j"]))
     return out
@@ -180,17 +186,7 @@ def read_portuguese_originals(data_root: str | os.PathLike | None, wanted: set[s
     path = _first_existing(folder / "flickr30k" / "captions.txt.gz", folder / "flickr30k" / "captions.txt")
     if path is None:
         return None
-    out = CaptionFile(path)
-    for lineno, line in enumerate(_read_lines(path), 1):
-        if not line.strip():
-            continue
-        key, sep, text = line.partition("\t")
-        m = _TOKEN_KEY.fullmatch(key.strip())
-        if m is None or not sep:
-            raise DataError(f"{path}:{lineno}: expected 'ID.jpg#j<TAB>caption', got {line[:80]!r}")
-        if m["name"] in wanted:
-            _add(out, f"{path}:{lineno}", m["name"], int(m["j"]), text, frozenset(wanted))
-    return out
+    return read_keyed_captions(path, frozenset(wanted), separator="\t", tag=None, others="skip")
 
 
 @dataclass
@@ -228,27 +224,19 @@ def extra_languages(
         if source.report():
             out.notes.append(f"{lang}: {source.report()}")
 
-    try:
-        chinese = read_chinese(data_root, known_names)
-    except DataError as exc:
-        if "data not found" not in str(exc):
-            raise
+    chinese = read_chinese(data_root, known_names) if FLICKR8K_CN_FILES.exists(data_root) else {}
+    if not chinese:
         out.notes.append("flickr8k-cn not found: no Chinese captions")
-        chinese = {}
     provenance = {"zh": INDEPENDENT, "zh-x-f8k": HUMAN, "zh-x-mt": MACHINE}
     for lang, source in chinese.items():
         if lang == "zh-x-mt" and split != "train":
             continue  # machine translations are training text only: never an evaluation language
         per_photo(source, lang, provenance[lang], file_names)
-    try:
+    if ARABIC_FILES.exists(data_root):
         per_photo(read_arabic(data_root, known_names), "ar", TRANSLATED, file_names)
-    except DataError as exc:
-        if "data not found" not in str(exc):
-            raise
+    else:
         out.notes.append("arabic-flickr8k not found: no Arabic captions")
-    try:
-        FRAMED_FILES.find(data_root)
-    except DataError:
+    if not FRAMED_FILES.exists(data_root):
         out.notes.append("framed-multi30k not found: no Portuguese captions")
         return out
     pt_lines: dict[str, list[str]] = {}
