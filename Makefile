@@ -21,11 +21,15 @@ $(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt requirements-tes
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
-## Debian chromium drives the real-browser tests (Playwright never downloads a browser here).
+## Debian chromium drives the real-browser tests (Playwright never downloads a browser here); a CJK font makes the
+## code-switched Chinese captions in their screenshots readable (DejaVu already covers Arabic).
 browser-deps:
-	@command -v chromium >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium fonts-noto-color-emoji >/dev/null; \
-	  else echo "chromium missing: sudo apt-get install chromium (browser tests will be skipped)"; fi; }
+	@missing=""; \
+	command -v chromium >/dev/null 2>&1 || missing="chromium fonts-noto-color-emoji"; \
+	fc-list :lang=zh 2>/dev/null | grep -q . || missing="$$missing fonts-wqy-zenhei"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq $$missing >/dev/null; \
+	  else echo "missing: sudo apt-get install$$missing (browser tests are skipped without chromium)"; fi; fi
 
 run: install
 	TOKENIZERS_PARALLELISM=false $(PY) -m streamlit run dashboard.py --server.address 127.0.0.1 --server.port $(PORT) --browser.gatherUsageStats false

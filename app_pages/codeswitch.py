@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import streamlit as st
 
-from csr_core.dashboard_state import Param, lang_colors, pick, switched_html
+from csr_core.dashboard_state import Param, pick
 from csr_core.uploads import new_session_dir, save_upload
 from csr_core.errors import CSRError
 from app_pages._ui import dataset, publish_to_url, remember, restore, seed_from_url, valid_choice
+
+if TYPE_CHECKING:
+    from csr_core.codeswitch import LanguageStats
 
 MODES = {"bl": "BL-CS (one language)", "ml": "ML-CS (random language per word)",
          "multiword": "Multiword (phrases, longest match)", "dictionary": "Dictionary (translate-test, p = 1)"}
@@ -63,6 +67,15 @@ def _coverage(lexicon_fingerprint: str, _lexicon, captions_key: str, _captions: 
     cov = _lexicon.coverage(_captions, exclude_stopwords=True)
     return {"token_share": cov.token_share, "type_share": cov.type_share, "n_tokens": cov.n_tokens,
             "n_types": cov.n_types}
+
+
+def _language_table(stats: list["LanguageStats"]) -> pd.DataFrame:
+    """Per-language switch ratio next to the coverage that bounds it (p x coverage for BL-CS, / n for ML-CS)."""
+    return pd.DataFrame({"lang": [s.lang for s in stats],
+                         "switch ratio": [f"{s.switch_ratio:.1%}" for s in stats],
+                         "coverage (content words)": [f"{s.coverage:.1%}" for s in stats],
+                         "switched / covered / content": [f"{s.n_switched_content} / {s.n_covered} / {s.n_content}"
+                                                          for s in stats]})
 
 
 # ---- caption -----------------------------------------------------------------------------------------------------
@@ -187,19 +200,24 @@ if lexicons:
 else:
     st.info("Choose at least one lexicon to switch captions.")
 
+from csr_core.codeswitch import lang_colors  # noqa: E402
+
 colors = lang_colors(list(lexicons))
 if switcher is not None and text.strip():
+    from csr_core.codeswitch import switched_html
+
     result = switcher.switch(text)
     original_html, switched_text_html = switched_html(result, colors)
     left, right = st.columns(2)
     left.markdown("**Original**")
-    left.html(f'<div class="cs-original" style="font-size:1.15em;line-height:1.8">{original_html}</div>')
+    left.html(f'<div style="font-size:1.15em;line-height:1.8">{original_html}</div>')
     right.markdown("**Code-switched**")
-    right.html(f'<div class="cs-switched" style="font-size:1.15em;line-height:1.8">{switched_text_html}</div>')
+    right.html(f'<div style="font-size:1.15em;line-height:1.8">{switched_text_html}</div>')
     m1, m2, m3 = st.columns(3)
     m1.metric("Switch ratio (content words)", f"{result.switch_ratio:.0%}")
     m2.metric("Words switched", f"{result.n_switched} / {result.n_tokens}")
     m3.metric("Languages used", ", ".join(result.langs_used) or "—")
+    st.dataframe(_language_table(switcher.language_stats([result])), key="cs_caption_langs", hide_index=True)
     legend = " ".join(f'<mark style="background:{c};padding:0 4px">{lang}</mark>' for lang, c in colors.items())
     st.html(f"<div>Colours: {legend}</div>")
 elif switcher is not None:
@@ -240,6 +258,8 @@ if switcher is not None and captions:
     from csr_core.codeswitch import corpus_switch_ratio
 
     st.metric("Corpus switch ratio", f"{corpus_switch_ratio(results):.1%}")
+    st.markdown("**Per language**")
+    st.dataframe(_language_table(switcher.language_stats(results)), key="cs_split_langs", hide_index=True)
     st.dataframe(bulk, key="cs_bulk", hide_index=True, height=300)
     st.download_button("CSV", bulk.to_csv(index=False).encode("utf-8"), key="cs_bulk_csv",
                        file_name=f"codeswitch_{ds_name}_{split}_{mode}_{'-'.join(lexicons)}_p{p:g}_s{seed}.csv",

@@ -8,6 +8,11 @@ Modes (``CodeSwitcher(mode=...)``):
   phrase switches as a unit with probability p (the paper's Wiki-CS used p = 1).
 - ``dictionary``: translate-test baseline: p = 1, the first translation, longest match, one language.
 
+Spacing: two adjacent replacements into a language written without spaces (zh, ja, th ...) are joined without a
+space when the letters that would meet are in such a script ("little dog" -> "小狗"); a Latin identity entry of the
+same lexicon ("DNA") keeps its space. Replacements are stored as the lexicon spells them -- no bidi control characters
+are added, since encoders read the text; `switched_html` isolates right-to-left words for display instead.
+
 Randomness: every caption gets its own stream, derived from ``(seed, key)`` where the key is the caption text (or a
 caller-given id) -- SHAKE-128 as a counter-based generator, ``k`` 32-bit draws per word at fixed positions. No state
 is shared between captions, so output is identical whatever the batching, order or threads, and the same uniforms
@@ -17,12 +22,17 @@ are reused for every p (switched sets grow monotonically with p at a fixed seed)
 from __future__ import annotations
 
 import hashlib
+import html
 import math
 import numbers
 import sys
+import unicodedata
 from array import array
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
+
+import regex
 
 from csr_core.errors import CSRError, LexiconError
 from csr_core.lexicon import Lexicon, normalize_lang
@@ -45,6 +55,18 @@ CHOICES = ("random", "first")
 _BIG_ENDIAN = sys.byteorder == "big"
 _U32 = next(code for code in "IL" if array(code).itemsize == 4)
 _CACHE_LIMIT = 1_000_000
+#: Scripts written without spaces between words (Han, Kana, and the scripts of th/lo/km/my); Hangul uses spaces.
+#: Script extensions also take in the marks those scripts share, such as the Kana length mark "ー".
+_NO_SPACE_SCRIPT = regex.compile(r"[\p{scx=Han}\p{scx=Hiragana}\p{scx=Katakana}\p{scx=Thai}\p{scx=Lao}\p{scx=Khmer}"
+                                 r"\p{scx=Myanmar}]")
+_NEUTRAL_MARK = "#e5e7eb"  # a language without a colour of its own
+LANG_PALETTE: tuple[str, ...] = ("#fde68a", "#bfdbfe", "#bbf7d0", "#fecaca", "#ddd6fe", "#fbcfe8", "#fed7aa",
+                                 "#a5f3fc", "#d9f99d", _NEUTRAL_MARK)
+
+
+def lang_colors(langs: Iterable[str]) -> dict[str, str]:
+    """A stable highlight colour per language, in the order given (for `switched_html`)."""
+    return {lang: LANG_PALETTE[i % len(LANG_PALETTE)] for i, lang in enumerate(dict.fromkeys(langs))}
 
 
 class Span(NamedTuple):
@@ -148,6 +170,12 @@ def _offsets(pieces: list[str]) -> list[int]:
     return out
 
 
+def joins_without_space(left: str, right: str) -> bool:
+    """Whether the space between two adjacent replacements is dropped: the letters that meet there are both in a
+    script written without spaces ("小" + "狗" -> "小狗"), so a Latin identity entry ("DNA 狗") keeps its space."""
+    return bool(left and right and _NO_SPACE_SCRIPT.match(left[-1]) and _NO_SPACE_SCRIPT.match(right[0]))
+
+
 def corpus_switch_ratio(results: Iterable[SwitchedText]) -> float:
     """Switched non-stopword tokens over all non-stopword tokens of a set of captions (the paper's statistic)."""
     switched = content = 0
@@ -155,6 +183,65 @@ def corpus_switch_ratio(results: Iterable[SwitchedText]) -> float:
         switched += result.n_switched_content
         content += result.n_content
     return switched / content if content else 0.0
+
+
+class LanguageStats(NamedTuple):
+    """One target language over a set of captions; both shares are of all content (non-stopword) word tokens.
+
+    BL-CS gives switch_ratio ~ p x coverage; ML-CS over n languages ~ p x coverage / n, as each word draws its
+    language before looking it up.
+    """
+
+    lang: str
+    switch_ratio: float  # content words switched into this language
+    coverage: float  # content words its lexicon translates
+    n_switched_content: int
+    n_covered: int
+    n_content: int
+
+
+def text_direction(text: str) -> str:
+    """"rtl" or "ltr" from the first strong letter (the rule of dir="auto"), "auto" when there is none (digits)."""
+    for char in text:
+        kind = unicodedata.bidirectional(char)
+        if kind == "L":
+            return "ltr"
+        if kind in ("R", "AL"):
+            return "rtl"
+    return "auto"
+
+
+def switched_html(result: SwitchedText, colors: Mapping[str, str]) -> tuple[str, str]:
+    """(original, code-switched) caption as escaped HTML blocks (captions are user data), replaced words marked.
+
+    Each highlighted word and its language label sit in a `<bdi>` with the word's own direction, so an Arabic word
+    in an English sentence keeps its letters and the punctuation around it in place, and a label (Latin letters)
+    never reorders its neighbours. The block's direction is resolved here from the plain text: a browser's
+    dir="auto" skips text inside isolates, so an all-Arabic output would otherwise read left to right.
+    """
+    spans = result.spans
+    original = _caption_html(result.original, [(s.src_start, s.src_end, s.lang, f"→ {s.replacement}") for s in spans],
+                             colors, "cs-original")
+    switched = _caption_html(result.text, [(s.out_start, s.out_end, s.lang, f"{s.source} → {s.replacement}")
+                                           for s in spans], colors, "cs-switched")
+    return original, switched
+
+
+def _caption_html(text: str, marks: list[tuple[int, int, str, str]], colors: Mapping[str, str], css_class: str) -> str:
+    """`text` escaped, each (start, end, lang, tooltip) mark highlighted; marks are in order and never overlap."""
+    direction = text_direction(text)
+    parts = [f'<div class="{css_class}" dir="{direction}">']
+    cursor = 0
+    for start, end, lang, tip in marks:
+        word = text[start:end]
+        colour = html.escape(colors.get(lang, _NEUTRAL_MARK))
+        parts.append(f'{html.escape(text[cursor:start])}<mark class="cs-span" data-lang="{html.escape(lang)}" '
+                     f'title="{html.escape(tip)}" style="background:{colour};padding:0 2px;border-radius:3px">'
+                     f'<bdi dir="{text_direction(word)}">{html.escape(word)}'
+                     f'<sub style="font-size:0.65em;opacity:0.7">{html.escape(lang)}</sub></bdi></mark>')
+        cursor = end
+    parts.append(f"{html.escape(text[cursor:])}</div>")
+    return "".join(parts)
 
 
 class CodeSwitcher:
@@ -228,6 +315,28 @@ class CodeSwitcher:
             raise CSRError(f"switch_batch got {len(texts)} captions but {len(keys)} keys")
         return [switch(text, key) for text, key in zip(texts, keys)]
 
+    def language_stats(self, results: Sequence[SwitchedText]) -> list[LanguageStats]:
+        """Switch ratio and lexicon coverage per target language over captions this switcher switched, stopwords
+        left out as in `corpus_switch_ratio` (the per-language ratios add up to it)."""
+        switched: Counter[str] = Counter()
+        stop = self._stop
+        for result in results:
+            if not result._switched:
+                continue
+            words = split_words(result.original)
+            flat = result._switched
+            for first, last, li in zip(flat[0::3], flat[1::3], flat[2::3]):
+                switched[result._langs[li]] += sum(words[i].lower() not in stop for i in range(first, last + 1, 2))
+        n_content = sum(result.n_content for result in results)
+        originals = [result.original for result in results]
+        stats = []
+        for lang, lexicon in self.lexicons.items():
+            coverage = lexicon.coverage(originals, exclude_stopwords=True, max_n=self._max_n)
+            ratio = switched[lang] / n_content if n_content else 0.0
+            stats.append(LanguageStats(lang, ratio, coverage.token_share, switched[lang], coverage.covered_tokens,
+                                       n_content))
+        return stats
+
     # ---- internals -------------------------------------------------------------------------------------------------
 
     def _draws(self, key_bytes: bytes, count: int) -> Sequence[int]:
@@ -270,7 +379,8 @@ class CodeSwitcher:
             no_space = self._no_space
             for r in range(0, len(switched) - 3, 3):
                 a_last, la, b_first, lb = switched[r + 1], switched[r + 2], switched[r + 3], switched[r + 5]
-                if la in no_space and lb in no_space and b_first == a_last + 2 and pieces[a_last + 1].isspace():
+                if la in no_space and lb in no_space and b_first == a_last + 2 and pieces[a_last + 1].isspace() \
+                        and joins_without_space(pieces[switched[r]], pieces[b_first]):
                     pieces[a_last + 1] = ""
                     joined.append(a_last + 1)
         replacements = tuple([pieces[first] for first in switched[0::3]])

@@ -7,24 +7,22 @@
 - `Param` / `decode_params` / `encode_params`: the shareable part of a page's state in its URL query string.
 - `save_upload`: uploads land in a per-session temp folder with name, type and size checks; they are read as
   bytes/text only (never executed, imported or unpickled).
-- `highlight_html`, `lang_colors`: code-switched text with replaced spans coloured by language (HTML-escaped).
 - `query_table`: the per-query error browser (the close-vs-distant statistic lives in `csr_core.analysis`).
 """
 
 from __future__ import annotations
 
-import html
 import math
 import threading
 import time
 import traceback
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import pandas as pd
 
-from csr_core.errors import CancelledError, DataError
+from csr_core.errors import CancelledError
 from csr_core.settings import get_setting
 
 # ---- background jobs ---------------------------------------------------------------------------------------------
@@ -282,43 +280,6 @@ def pick(value: Any, options: Sequence[Any], default: Any = None) -> Any:
     if default in options:
         return default
     return options[0] if len(options) else None
-
-
-# ---- code-switched text as HTML ----------------------------------------------------------------------------------
-LANG_PALETTE: tuple[str, ...] = ("#fde68a", "#bfdbfe", "#bbf7d0", "#fecaca", "#ddd6fe", "#fbcfe8", "#fed7aa",
-                                 "#a5f3fc", "#d9f99d", "#e5e7eb")
-
-
-def lang_colors(langs: Iterable[str]) -> dict[str, str]:
-    """A stable background colour per language, in the order given."""
-    return {lang: LANG_PALETTE[i % len(LANG_PALETTE)] for i, lang in enumerate(dict.fromkeys(langs))}
-
-
-def highlight_html(text: str, spans: Iterable[tuple[int, int, str, str]], colors: Mapping[str, str]) -> str:
-    """`text` as escaped HTML with each (start, end, lang, tooltip) span in a coloured <mark>; overlaps refused."""
-    parts: list[str] = []
-    cursor = 0
-    for start, end, lang, tip in sorted(spans, key=lambda s: (s[0], s[1])):
-        if start < cursor or end < start or end > len(text):
-            raise DataError(f"highlight span ({start}, {end}) overlaps or lies outside a text of length {len(text)}")
-        parts.append(html.escape(text[cursor:start]))
-        colour = colors.get(lang, LANG_PALETTE[-1])
-        parts.append(f'<mark class="cs-span" data-lang="{html.escape(lang)}" title="{html.escape(tip)}" '
-                     f'style="background:{colour};padding:0 2px;border-radius:3px">{html.escape(text[start:end])}'
-                     f'<sub style="font-size:0.65em;opacity:0.7">{html.escape(lang)}</sub></mark>')
-        cursor = end
-    parts.append(html.escape(text[cursor:]))
-    return "".join(parts)
-
-
-def switched_html(switched: Any, colors: Mapping[str, str]) -> tuple[str, str]:
-    """(original, switched) HTML for a `codeswitch.SwitchedText`: source words and their replacements highlighted."""
-    spans = switched.spans
-    original = highlight_html(switched.original, [(s.src_start, s.src_end, s.lang, f"→ {s.replacement}")
-                                                  for s in spans], colors)
-    output = highlight_html(switched.text, [(s.out_start, s.out_end, s.lang, f"{s.source} → {s.replacement}")
-                                            for s in spans], colors)
-    return original, output
 
 
 # ---- per-query error browser -------------------------------------------------------------------------------------

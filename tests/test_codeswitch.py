@@ -11,7 +11,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import regex
 
-from csr_core.codeswitch import CodeSwitcher, Span, SwitchedText, corpus_switch_ratio
+from csr_core.codeswitch import (CodeSwitcher, LanguageStats, Span, SwitchedText, corpus_switch_ratio,
+                                 joins_without_space, switched_html, text_direction)
 from csr_core.errors import CSRError, LexiconError
 from csr_core.lexicon import Lexicon, load_muse
 
@@ -257,6 +258,175 @@ def test_no_space_languages_join_only_between_their_replacements():
     assert len(outcomes) == 4  # zh-zh (joined), zh-de, de-zh, de-de (spaced) all seen
 
 
+# ---- distant scripts: Chinese joins, Arabic text, per-language statistics, display HTML --------------------------
+
+ZH_BYTES = "little 小\ndog 狗\ndna DNA\ncoffee 咖啡\n".encode()
+ARABIC_RED, ARABIC_DOG = "أحمر", "كلب"  # the hamza is precomposed (NFC), as the lexicon stores it
+_CONTROL = regex.compile(r"[\p{Cc}\p{Cf}]")  # format characters include every bidi mark, embedding and isolate
+
+
+def _tiny(lang: str, data: bytes) -> Lexicon:
+    return Lexicon.from_bytes(data, f"en-{lang}.txt")
+
+
+def test_chinese_replacements_join_and_latin_neighbours_keep_their_space():
+    switcher = CodeSwitcher({"zh": _tiny("zh", ZH_BYTES)}, "bl", p=1.0, seed=0)
+    result = switcher.switch("A little dog runs.")
+    assert result.text == "A 小狗 runs."
+    assert result.spans == [Span("little", "小", "zh", 2, 8, 2, 3), Span("dog", "狗", "zh", 9, 12, 3, 4)]
+    # A Latin entry of the zh lexicon is not Chinese script: the spaces around it stay, though its language joins.
+    assert switcher.switch("little dna dog").text == "小 DNA 狗"
+    assert switcher.switch("little, dog").text == "小, 狗"  # punctuation between them is kept as it is
+    assert switcher.switch("little  dog").text == "小狗"  # any whitespace run between two Han words goes
+    assert switcher.switch("Coffee dog").text == "咖啡狗"  # case classes of the source do not matter to Han
+
+
+def test_join_rule_follows_the_script_of_the_letters_that_meet():
+    assert joins_without_space("小", "狗") and joins_without_space("コーヒー", "ネコ")  # "ー" is shared by Kana
+    assert joins_without_space("猫", "ねこ") and joins_without_space("แมว", "ดำ")
+    assert not joins_without_space("DNA", "狗") and not joins_without_space("狗", "3")
+    assert not joins_without_space("강아지", "고양이")  # Hangul is written with spaces
+    assert not joins_without_space("", "狗")
+    ko = _tiny("ko", "dog 강아지\ncat 고양이\n".encode())
+    assert CodeSwitcher({"ko": ko}, "bl", p=1.0).switch("dog cat").text == "강아지 고양이"
+    ja = _tiny("ja", "coffee コーヒー\ncat ネコ\n".encode())
+    assert CodeSwitcher({"ja": ja}, "bl", p=1.0).switch("A coffee cat").text == "A コーヒーネコ"
+
+
+def test_chinese_and_arabic_ml_cs_joins_only_chinese_pairs_and_is_deterministic():
+    lexicons = {"zh": _tiny("zh", ZH_BYTES), "ar": _tiny("ar", f"little {ARABIC_RED}\ndog {ARABIC_DOG}\n".encode())}
+    captions = [f"a little dog and little dog number {i}" for i in range(40)]
+    results = CodeSwitcher(lexicons, "ml", p=1.0, seed=5, langs="zh,ar").switch_batch(captions)
+    again = CodeSwitcher(lexicons, "ml", p=1.0, seed=5, langs="zh,ar").switch_batch(captions[::-1])[::-1]
+    assert results == again
+    pairs = set()
+    for result in results:
+        for a, b in zip(result.spans, result.spans[1:]):
+            if b.src_start == a.src_end + 1:  # "little dog": adjacent words
+                pairs.add((a.lang, b.lang))
+                assert (result.text[a.out_end:b.out_start] == "") == (a.lang == b.lang == "zh"), result.text
+    assert pairs == {("zh", "zh"), ("zh", "ar"), ("ar", "zh"), ("ar", "ar")}
+
+
+def test_arabic_replacements_are_the_lexicon_strings_without_control_characters():
+    lexicon = _tiny("ar", f"red {ARABIC_RED}\ndog {ARABIC_DOG}\n".encode())
+    result = CodeSwitcher({"ar": lexicon}, "bl", p=1.0, seed=0).switch("A red dog's bowl, Dog!")
+    assert result.text == f"A {ARABIC_RED} {ARABIC_DOG}'s bowl, {ARABIC_DOG}!"
+    assert [s.replacement for s in result.spans] == [ARABIC_RED, ARABIC_DOG, ARABIC_DOG]  # no case applied either
+    assert not _CONTROL.search(result.text)
+    assert all(result.text[s.out_start:s.out_end] == s.replacement for s in result.spans)
+
+
+def _elements(markup: str) -> list[tuple[str, dict[str, str | None], str]]:
+    """(tag, attributes, text directly inside) of every element, parsed by the standard library's HTML parser."""
+    from html.parser import HTMLParser
+
+    found: list[tuple[str, dict[str, str | None], str]] = []
+    stack: list[int] = []
+
+    class Collect(HTMLParser):
+        def handle_starttag(self, tag, attrs):
+            found.append((tag, dict(attrs), ""))
+            stack.append(len(found) - 1)
+
+        def handle_endtag(self, tag):
+            stack.pop()
+
+        def handle_data(self, data):
+            if stack:
+                tag, attrs, text = found[stack[-1]]
+                found[stack[-1]] = (tag, attrs, text + data)
+
+    Collect().feed(markup)
+    return found
+
+
+def test_switched_html_escapes_captions_and_isolates_rtl_words():
+    lexicons = {"ar": Lexicon({"dog": [ARABIC_DOG], "red": [ARABIC_RED], "cat": ["<img src=x onerror=alert(1)>"]},
+                              "en", "ar")}
+    switcher = CodeSwitcher(lexicons, "bl", p=1.0, seed=0)
+    result = switcher.switch("<script>alert('x')</script> a red dog & a cat")
+    original, switched = switched_html(result, {"ar": "#fde68a"})
+    for markup in (original, switched):
+        assert "<script>" not in markup and "<img" not in markup
+        assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in markup and " &amp; " in markup
+    elements = _elements(switched)
+    assert elements[0][0] == "div" and elements[0][1] == {"class": "cs-switched", "dir": "ltr"}
+    isolated = [(attrs["dir"], text) for tag, attrs, text in elements if tag == "bdi"]
+    assert isolated == [("rtl", ARABIC_RED), ("rtl", ARABIC_DOG), ("ltr", "<img src=x onerror=alert(1)>")]
+    marks = [attrs for tag, attrs, _ in elements if tag == "mark"]
+    assert [m["data-lang"] for m in marks] == ["ar"] * 3
+    assert switched.count('<sub style="font-size:0.65em;opacity:0.7">ar</sub></bdi>') == 3  # labels isolated too
+    assert [attrs["dir"] for tag, attrs, text in _elements(original) if tag == "bdi"] == ["ltr"] * 3
+    # All Arabic: the block itself reads right to left (a browser's dir="auto" would skip the isolated words).
+    arabic_only = switched_html(switcher.switch("red dog."), {})[1]
+    assert _elements(arabic_only)[0][1]["dir"] == "rtl" and 'style="background:#e5e7eb' in arabic_only
+    assert text_direction("123 كلب") == "rtl" and text_direction("A كلب") == "ltr" and text_direction("42!") == "auto"
+
+
+def test_language_stats_count_switches_and_coverage_per_language():
+    lexicons = {"zh": _tiny("zh", ZH_BYTES), "ar": _tiny("ar", f"dog {ARABIC_DOG}\n".encode())}
+    bl = CodeSwitcher(lexicons, "bl", p=1.0, seed=0, langs="zh")
+    [zh] = bl.language_stats([bl.switch("The coffee dog runs")])  # "the" is a stopword: 3 content words
+    assert zh == LanguageStats("zh", 2 / 3, 2 / 3, 2, 2, 3)
+    ml = CodeSwitcher(lexicons, "ml", p=0.5, seed=1, langs="zh,ar")
+    captions = [f"the coffee dog runs after dog {i}" for i in range(300)]  # 5 content words ("after" is a stopword)
+    results = ml.switch_batch(captions)
+    stats = {s.lang: s for s in ml.language_stats(results)}
+    n_content = sum(r.n_content for r in results)
+    assert {s.n_content for s in stats.values()} == {n_content}
+    assert stats["zh"].n_covered == 3 * 300 and stats["ar"].n_covered == 2 * 300
+    assert stats["zh"].n_switched_content + stats["ar"].n_switched_content == sum(r.n_switched_content for r in results)
+    assert sum(s.switch_ratio for s in stats.values()) == pytest.approx(corpus_switch_ratio(results))
+    for s in stats.values():  # each word draws its language first: p x coverage / 2
+        assert abs(s.switch_ratio - 0.5 * s.coverage / 2) < 0.03, s
+    assert ml.language_stats([]) == [LanguageStats("zh", 0.0, 0.0, 0, 0, 0), LanguageStats("ar", 0.0, 0.0, 0, 0, 0)]
+
+
+def test_real_muse_chinese_and_arabic(real_data, train_captions):
+    zh_lex, ar_lex = load_muse("zh", real_data), load_muse("ar", real_data)
+    zh = CodeSwitcher({"zh": zh_lex}, "bl", p=1.0, seed=0)
+    assert zh.switch("A little dog runs on the beach.").text == "A 小狗 runs on the 海灘."
+    joined = spaced = 0
+    for result in zh.switch_batch(train_captions[:1000]):
+        for a, b in zip(result.spans, result.spans[1:]):
+            gap = result.original[a.src_end:b.src_start]
+            if gap.isspace():
+                glued = result.text[a.out_end:b.out_start] == ""
+                assert glued == joins_without_space(a.replacement, b.replacement), (result.text, a, b)
+                joined += glued
+                spaced += not glued
+    assert joined > 100 and spaced > 0  # the MUSE en-zh identity pairs ("man", "red") keep their spaces
+    raw = {line.split(" @ ")[0] for line in (real_data / "muse" / "en-ar.dict").read_text("utf-8").splitlines()}
+    ar = CodeSwitcher({"ar": ar_lex}, "bl", p=1.0, seed=0)
+    n_arabic = 0
+    for result in ar.switch_batch(train_captions[:500]):
+        assert not _CONTROL.search(result.text)
+        for span in result.spans:
+            if text_direction(span.replacement) == "rtl":  # Latin identity pairs ("the") take the source's case
+                assert span.replacement in ar_lex.translations(span.source) and span.replacement in raw, span
+                n_arabic += 1
+    assert n_arabic > 1000
+
+
+def test_real_ml_cs_over_five_languages_reports_each_ratio_and_coverage(real_data, train_captions):
+    langs = ("de", "fr", "pt", "zh", "ar")
+    lexicons = {lang: load_muse(lang, real_data) for lang in langs}
+    switcher = CodeSwitcher(lexicons, "ml", p=0.5, seed=0, langs=langs)
+    results = switcher.switch_batch(train_captions)
+    stats = switcher.language_stats(results)
+    assert [s.lang for s in stats] == list(langs)
+    for s in stats:
+        expected = lexicons[s.lang].coverage(train_captions, exclude_stopwords=True)
+        assert s.coverage == expected.token_share and s.n_content == expected.n_tokens
+        assert 0.7 < s.coverage < 1.0 and abs(s.switch_ratio - 0.5 * s.coverage / 5) < 0.01, s
+    assert sum(s.switch_ratio for s in stats) == pytest.approx(corpus_switch_ratio(results))
+    for lang in ("zh", "ar"):
+        bl = CodeSwitcher(lexicons, "bl", p=0.5, seed=0, langs=lang)
+        [one] = bl.language_stats(bl.switch_batch(train_captions))
+        assert abs(one.switch_ratio - 0.5 * one.coverage) < 0.02, one
+
+
 def test_multiword_longest_match():
     lexicon = {"es": Lexicon({"new york": ["nueva york"], "new": ["nuevo"], "york": ["york"],
                               "new york city": ["ciudad de nueva york"]}, "en", "es")}
@@ -371,6 +541,23 @@ def test_cli_switches_a_file(tmp_path, capsys):
     again = CodeSwitcher({"de": Lexicon.from_file(lexicon)}, "bl", p=0.5, seed=4)
     assert text_out.read_text(encoding="utf-8").splitlines() == [again.switch(c).text for c in
                                                                  captions.read_text().splitlines()]
+
+
+@pytest.mark.parametrize("mode, langs", [("ml", "de,fr,pt,zh,ar"), ("bl", "zh"), ("bl", "ar")])
+def test_cli_switches_into_distant_languages(real_data, train_captions, tmp_path, capsys, mode, langs):
+    captions = tmp_path / "caps.txt"
+    captions.write_text("\n".join(train_captions[:300]) + "\n", encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    assert _cli(["--langs", langs, "--mode", mode, "--p", "0.5", "--data-dir", str(real_data), "--input",
+                 str(captions), "--output", str(out), "--format", "jsonl"]) == 0
+    rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    lexicons = {lang: load_muse(lang, real_data) for lang in langs.split(",")}
+    expected = CodeSwitcher(lexicons, mode, p=0.5, seed=0, langs=langs).switch_batch(train_captions[:300])
+    assert [row["text"] for row in rows] == [r.text for r in expected]
+    assert {span["lang"] for row in rows for span in row["spans"]} == set(lexicons)
+    err = capsys.readouterr().err
+    for lang in lexicons:
+        assert regex.search(rf"\n  {lang}: switch ratio 0\.\d{{3}}, lexicon coverage 0\.\d{{3}} \(\d+ of \d+ ", err), err
 
 
 def test_cli_errors(tmp_path):

@@ -152,29 +152,6 @@ def test_uploads_are_checked_and_kept_inside_the_session_folder(tmp_path):
     assert sorted(p.name for p in folder.iterdir()) == ["en-de.txt"]
 
 
-def test_highlight_html_escapes_text_and_marks_spans():
-    text = "a <b>dog</b> & cat"
-    spans = [(5, 8, "de", "dog → Hund"), (15, 18, "fr", "cat → chat")]
-    out = ds.highlight_html(text, spans, ds.lang_colors(["de", "fr"]))
-    assert "<b>" not in out and "&lt;b&gt;" in out and "&amp;" in out
-    assert out.count('<mark class="cs-span"') == 2 and 'data-lang="de"' in out and 'title="dog → Hund"' in out
-    with pytest.raises(DataError, match="overlaps"):
-        ds.highlight_html(text, [(0, 5, "de", ""), (3, 6, "fr", "")], {})
-
-
-def test_switched_html_highlights_real_switches():
-    from csr_core.codeswitch import CodeSwitcher
-    from csr_core.lexicon import Lexicon
-
-    lexicon = Lexicon.from_pairs([("dog", "Hund"), ("red", "rot")], "en", "de")
-    result = CodeSwitcher({"de": lexicon}, mode="bl", p=1.0, seed=0).switch("A red dog runs.")
-    original, switched = ds.switched_html(result, {"de": "#fff000"})
-    assert result.text == "A rot Hund runs."
-    assert original.count("<mark") == 2 and ">red<sub" in original and ">dog<sub" in original
-    assert ">rot<sub" in switched and ">Hund<sub" in switched and "background:#fff000" in switched
-
-
-# ====================================================================================== a real small results folder
 def _tiny_model(folder: Path, seed: int) -> str:
     """The tiny open_clip config with weights drawn from a seeded generator (global RNG state restored)."""
     import open_clip

@@ -5,9 +5,12 @@ Examples:
   zcat train.en.gz | python -m csr_core codeswitch --langs de,fr,cs --mode ml --p 0.5 --seed 0 > train.mlcs.txt
   python -m csr_core codeswitch --lexicon de=my-en-de.tsv --langs de --format jsonl --input caps.txt
   python -m csr_core codeswitch --lexicon wikititles-en-de.txt --mode multiword --p 1 --input caps.txt
+  python -m csr_core codeswitch --langs de,fr,pt,zh,ar --mode ml --p 0.5 --input caps.txt   # distant scripts too
 
 Without --lexicon the MUSE EN->X dictionaries are read from the data folder (muse/en-X.dict) or the cache;
 --download fetches missing ones from the official MUSE URL. The same seed and captions give the same output.
+Adjacent Chinese/Japanese replacements are joined without a space; Arabic is written as the lexicon spells it (no
+bidi control characters). The summary on stderr gives each language's switch ratio and lexicon coverage.
 """
 
 from __future__ import annotations
@@ -123,4 +126,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"{len(results)} captions, mode {switcher.mode}, langs {','.join(switcher.langs)}, p={switcher.p:g}, "
               f"seed {switcher.seed}: switch ratio {corpus_switch_ratio(results):.3f} (stopwords left out)",
               file=sys.stderr)
+        for stats in switcher.language_stats(results):
+            print(f"  {stats.lang}: switch ratio {stats.switch_ratio:.3f}, lexicon coverage {stats.coverage:.3f} "
+                  f"({stats.n_covered} of {stats.n_content} content words)", file=sys.stderr)
     return 0

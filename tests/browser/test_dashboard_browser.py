@@ -147,3 +147,49 @@ def test_small_eval_from_the_run_page_appears_in_the_heatmaps(dashboard, app_pag
     assert len(rows) == 3 and any(r.endswith("· browser-arm") and "tiny-seed7" in r for r in rows), rows
     assert dashboard.exceptions(app_page) == [] and dashboard.page_errors == []
     dashboard.screenshot(app_page, "heatmaps-after-run")
+
+
+def switched_view(page) -> dict:
+    """What the browser made of the code-switched caption: its block's direction, its text without the language
+    labels, and every isolated word with its `dir` attribute and the direction the browser resolved for it."""
+    page.locator(".cs-switched").first.wait_for()  # the HTML element can attach just after the run ends
+    return page.evaluate("""() => {
+        const block = document.querySelector('.cs-switched');
+        const bare = block.cloneNode(true);
+        bare.querySelectorAll('sub').forEach(label => label.remove());
+        return {dir: block.getAttribute('dir'), direction: getComputedStyle(block).direction, text: bare.textContent,
+                words: Array.from(block.querySelectorAll('mark.cs-span > bdi')).map(b => ({
+                    dir: b.getAttribute('dir'), direction: getComputedStyle(b).direction,
+                    text: Array.from(b.childNodes).filter(n => n.nodeType === Node.TEXT_NODE)
+                        .map(n => n.textContent).join('')}))};
+    }""")
+
+
+@pytest.mark.parametrize("lang, text, block_dir", [("ar", "A red dog on the beach.", "ltr"), ("ar", "red dog", "rtl"),
+                                                   ("zh", "A small dog on the beach.", "ltr")],
+                         ids=["arabic-in-english", "all-arabic", "chinese"])
+def test_explorer_isolates_arabic_words_and_joins_chinese_ones(dashboard, app_page, shared_data, lang, text,
+                                                              block_dir):
+    from urllib.parse import quote_plus
+
+    import regex
+
+    from csr_core.codeswitch import CodeSwitcher
+    from csr_core.lexicon import load_muse
+
+    expected = CodeSwitcher({lang: load_muse(lang, shared_data)}, "bl", p=1.0, seed=0).switch(text)
+    dashboard.open(app_page, f"codeswitch?p=1.0&langs={lang}&mode=bl&seed=0&text={quote_plus(text)}")
+    view = switched_view(app_page)
+    assert view["text"] == expected.text  # what the page shows is the data, no control characters added
+    assert (view["dir"], view["direction"]) == (block_dir, block_dir)
+    arabic = regex.compile(r"\p{Arabic}")
+    assert view["words"] == [{"dir": d, "direction": d, "text": s.replacement} for s in expected.spans
+                             for d in ["rtl" if arabic.search(s.replacement) else "ltr"]]
+    by_source = {s.source.lower(): s.replacement for s in expected.spans}
+    if lang == "ar":
+        assert sum(word["dir"] == "rtl" for word in view["words"]) >= 2
+    else:
+        assert by_source["small"] + by_source["dog"] in view["text"]  # two Chinese words, no space between them
+    assert dashboard.exceptions(app_page) == [] and dashboard.page_errors == []
+    data = dashboard.screenshot(app_page, f"codeswitch-{lang}-{block_dir}").read_bytes()
+    assert data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) > 1000
