@@ -187,13 +187,14 @@ def _with_holm(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
 def group_contrast(ranks: pd.DataFrame, groups: Mapping[str, str], *, k: int = 10, setting: str = "monolingual",
                    direction: str = "t2i", pivot: str = "en", seed: int = 0,
                    n_resamples: int = 1000) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Gap to the pivot per language group (close / distant), paired by photo.
+    """Gap to the pivot per language group (close / between / distant), paired by photo.
 
     Per photo: its mean hit over its pivot queries − the mean over the group's languages of its mean hit over that
     language's queries, in points. Pairing by photo is valid whatever the captions are (translations, independent,
     several per photo), because every language retrieves the same gallery; for one aligned caption per photo it
     equals pairing by query. A bootstrap CI per group and a paired permutation test close vs distant on the photos
-    every language shares. Returns (table[group, value, ci_low, ci_high, n, langs], test{diff, p_value, n, note}).
+    every language shares; a 'between' group (Czech by default) gets its bar but stays out of the test. Returns
+    (table[group, value, ci_low, ci_high, n, langs], test{diff, p_value, n, note}).
     """
     from csr_core.stats import bootstrap_ci, paired_test
 
@@ -205,7 +206,7 @@ def group_contrast(ranks: pd.DataFrame, groups: Mapping[str, str], *, k: int = 1
         test["note"] = f"no {setting}/{direction} ranks in the pivot language {pivot!r}"
         return pd.DataFrame(columns=cols), test
     members = {g: [lang for lang, grp in groups.items() if grp == g and lang in by_lang and lang != pivot]
-               for g in ("close", "distant")}
+               for g in ("close", "between", "distant")}
     shared = by_lang[pivot].index
     for langs in members.values():
         for lang in langs:
@@ -224,7 +225,7 @@ def group_contrast(ranks: pd.DataFrame, groups: Mapping[str, str], *, k: int = 1
             low, high = bootstrap_ci(values, seed=seed, n_resamples=n_resamples)
             records.append({"group": group, "value": float(values.mean()), "ci_low": low, "ci_high": high,
                             "n": int(len(values)), "langs": ",".join(langs)})
-    missing = [g for g, langs in members.items() if not langs]
+    missing = [g for g in ("close", "distant") if not members[g]]
     if missing:
         test["note"] = f"no language of this run is in the {' / '.join(missing)} group"
     elif not len(shared):

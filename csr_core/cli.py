@@ -12,7 +12,8 @@ import sys
 
 from csr_core.errors import CSRError
 
-COMMAND_MODULES: tuple[str, ...] = ("eval", "codeswitch", "finetune", "experiment", "import_results", "models", "datasets")
+COMMAND_MODULES: tuple[str, ...] = ("eval", "codeswitch", "finetune", "experiment", "import_results", "models", "datasets",
+                                   "gaps")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -57,6 +57,12 @@ class EvalConfig:
         self.cs_modes = tuple(self.cs_modes)
         self.cs_ps = tuple(float(p) for p in self.cs_ps)
         self.cs_langs = tuple(self.cs_langs) if self.cs_langs else None
+        if not self.train_arm:
+            # a csr-mini name says its arm (`csr-mini-m:blcs-de` -> blcs-de); other models have none unless given
+            from csr_core.model_names import CsrMiniName
+
+            name = CsrMiniName.try_parse(self.model)
+            self.train_arm = name.arm if name is not None else ""
         if not self.langs:
             raise DataError("no language chosen")
         bad_k = [k for k in self.ks if k < 1]

@@ -10,9 +10,9 @@ from __future__ import annotations
 import math
 import os
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -20,6 +20,10 @@ import plotly.express as px
 import plotly.graph_objects as go
 
 from csr_core.errors import CSRError, DataError
+
+if TYPE_CHECKING:
+    from csr_core.languages import CorrelationResult
+    from csr_core.pairs import MantelResult
 
 # Qualitative palette (plotly's default) so a language / arm keeps its colour across charts of one page.
 PALETTE: tuple[str, ...] = tuple(px.colors.qualitative.Plotly)
@@ -161,7 +165,7 @@ def group_bars(table: pd.DataFrame, *, x: str = "group", color: str | None = "se
                y_label: str = "gap to EN (points)") -> Chart:
     """Close vs distant languages, one bar per group and model/arm, with CIs."""
     return bars_with_ci(table, x, color=color if color in table.columns else None, title=title, y_label=y_label,
-                        x_order=("close", "distant", "unknown"))
+                        x_order=("close", "between", "distant", "unknown"))
 
 
 def lang_share_bars(table: pd.DataFrame, *, x: str = "lang", color: str | None = "series", title: str = "") -> Chart:
@@ -210,8 +214,10 @@ def ols_line(xs: Sequence[float], ys: Sequence[float]) -> tuple[float, float] | 
 
 
 def gap_scatter(table: pd.DataFrame, *, x: str = "distance", y: str = "gap", label: str = "lang",
-                color: str | None = "series", kind: str = "genetic", title: str = "") -> Chart:
-    """Gap to English against typological distance, one OLS trend line per model/arm (computed with numpy)."""
+                color: str | None = "series", symbol: str | None = "group", kind: str = "genetic",
+                title: str = "") -> Chart:
+    """Gap to English against typological distance, one OLS trend line per model/arm (computed with numpy); the
+    marker shape tells the language's group (close / between / distant) where the table has one."""
     _need(table, (x, y, label), "gap_scatter")
     tidy = table.reset_index(drop=True).copy()
     if tidy.empty or not np.isfinite(pd.to_numeric(tidy[x], errors="coerce")).any():
@@ -222,6 +228,9 @@ def gap_scatter(table: pd.DataFrame, *, x: str = "distance", y: str = "gap", lab
         tidy["_err_plus"] = (tidy["ci_high"] - tidy[y]).clip(lower=0)
         tidy["_err_minus"] = (tidy[y] - tidy["ci_low"]).clip(lower=0)
         kwargs.update(error_y="_err_plus", error_y_minus="_err_minus")
+    if symbol and symbol in tidy.columns:
+        kwargs.update(symbol=symbol, symbol_map={"close": "circle", "between": "diamond", "distant": "square",
+                                                 "unknown": "x"})
     fig = px.scatter(tidy, x=x, y=y, color=color, text=label, color_discrete_sequence=PALETTE,
                      labels={x: f"URIEL {kind} distance from EN", y: "gap to EN (points)"}, **kwargs)
     fig.update_traces(textposition="top center", marker=dict(size=11))
@@ -242,6 +251,63 @@ def gap_scatter(table: pd.DataFrame, *, x: str = "distance", y: str = "gap", lab
     chart = Chart(fig, out, title, stats={"fits": fits})
     if not fits:
         chart.notes.append("a trend line needs at least two languages with different distances")
+    return chart
+
+
+def correlation_text(result: CorrelationResult, unit: str = "pairs") -> str:
+    """``Spearman ρ = -0.50 [-0.71, -0.23] · Pearson r = ... · n = 45 pairs``, or why there is no correlation."""
+    if not math.isfinite(result.spearman_rho):
+        return f"no correlation: {result.note.split('; ')[0]}"
+    rho_low, rho_high = result.spearman_ci
+    r_low, r_high = result.pearson_ci
+    return (f"Spearman ρ = {result.spearman_rho:+.2f} [{rho_low:+.2f}, {rho_high:+.2f}] · Pearson r = "
+            f"{result.pearson_r:+.2f} [{r_low:+.2f}, {r_high:+.2f}] · n = {result.n} {unit} (95% bootstrap CIs)")
+
+
+def pair_scatter(table: pd.DataFrame, *, x: str = "distance", y: str = "score", label: str = "pair",
+                 kind: str = "genetic", k: int | None = None, correlation: CorrelationResult | None = None,
+                 mantel: MantelResult | None = None, title: str = "") -> Chart:
+    """Symmetric pair score against the URIEL distance between the pair's two languages (csr_core.pairs): one
+    point per pair labelled ``de–fr`` with its 95% CI, an OLS trend line, and the correlation with its CI (and the
+    Mantel p-value, which respects that pairs share languages) under the title. Pairs without a distance stay in the table and are named in a note."""
+    _need(table, (x, y, label), "pair_scatter")
+    tidy = table.reset_index(drop=True).copy()
+    xs = pd.to_numeric(tidy[x], errors="coerce")
+    if tidy.empty or not np.isfinite(xs).any():
+        return _empty(title, tidy, NO_DATA if tidy.empty else f"no URIEL {kind} distance for these pairs")
+    kwargs: dict[str, Any] = {}
+    if {"ci_low", "ci_high"} <= set(tidy.columns):
+        tidy["_err_plus"] = (tidy["ci_high"] - tidy[y]).clip(lower=0)
+        tidy["_err_minus"] = (tidy[y] - tidy["ci_low"]).clip(lower=0)
+        kwargs.update(error_y="_err_plus", error_y_minus="_err_minus")
+    recall = f"R@{k}" if k else "R@K"
+    fig = px.scatter(tidy, x=x, y=y, text=label, color_discrete_sequence=PALETTE,
+                     labels={x: f"URIEL {kind} distance between the two languages",
+                             y: f"pair score: mean {recall} of both directions %"}, **kwargs)
+    fig.update_traces(textposition="top center", marker=dict(size=10))
+    fit = ols_line(tidy[x], tidy[y])
+    if fit is not None:
+        slope, intercept = fit
+        line_x = np.linspace(float(np.nanmin(xs)), float(np.nanmax(xs)), 20)
+        fig.add_trace(go.Scatter(x=line_x, y=slope * line_x + intercept, mode="lines", name="OLS",
+                                 line=dict(dash="dash", color=PALETTE[1]),
+                                 hovertemplate=f"slope {slope:+.2f} per unit distance<extra>OLS</extra>"))
+    subtitle = correlation_text(correlation) if correlation is not None else ""
+    if mantel is not None and math.isfinite(mantel.p_value):
+        subtitle += f" · Mantel p = {mantel.p_value:.3g} ({mantel.n_languages} languages, labels permuted)"
+    full_title = f"{title}<br><sup>{subtitle}</sup>" if subtitle else title
+    fig.update_layout(title=full_title, margin=dict(l=10, r=10, t=80, b=10), showlegend=False)
+    out = tidy.drop(columns=[c for c in ("_err_plus", "_err_minus") if c in tidy.columns])
+    chart = Chart(fig, out, title, stats={"fit": None if fit is None else {"slope": fit[0], "intercept": fit[1]}})
+    if correlation is not None:
+        chart.stats["correlation"] = asdict(correlation)
+        chart.notes.append(correlation.note)
+    if mantel is not None:
+        chart.stats["mantel"] = asdict(mantel)
+        chart.notes.append(mantel.note)
+    unplaced = [str(v) for v, d in zip(tidy[label], xs) if not math.isfinite(d)]
+    if unplaced:
+        chart.notes.append(f"no URIEL {kind} distance for {', '.join(unplaced)} (left off the plot, kept in the table)")
     return chart
 
 

@@ -474,7 +474,8 @@ def test_gaps_page_scatter_trend_and_groups_follow_widgets(results):
     at = app("app_pages/gaps.py")
     spec = chart_titled(at, "vs URIEL genetic distance")
     points = [t for t in spec["data"] if t.get("mode") == "markers+text"]
-    assert {t["name"] for t in points} == set(widget(at, "multiselect", "gp_series").value)
+    # one trace per (model/arm, group): the marker shape is the group
+    assert {t["name"].split(", ")[0] for t in points} == set(widget(at, "multiselect", "gp_series").value)
     first = points[0]
     assert dict(zip(first["text"], arr(first["x"]))) == pytest.approx(
         {lang: uriel_distance("en", lang, "genetic") for lang in first["text"]})
@@ -488,7 +489,8 @@ def test_gaps_page_scatter_trend_and_groups_follow_widgets(results):
     rerun(at)
     assert chart_titled(at, "R@1")
     groups = chart_titled(at, "by language group")
-    assert {x for t in groups["data"] for x in t["x"]} == {"close"}  # paper groups: de, fr close; cs unknown
+    assert {x for t in groups["data"] for x in t["x"]} == {"close", "between"}  # default: de, fr close; cs between
+    assert "no language of this run is in the distant group" in " ".join(frame(at, "gap close − gap distant")["note"])
     assert widget(at, "slider", "gp_threshold").disabled
     widget(at, "radio", "gp_grouping").set_value("threshold")
     rerun(at)
@@ -503,6 +505,72 @@ def test_gaps_page_scatter_trend_and_groups_follow_widgets(results):
     widget(at, "multiselect", "gp_series").set_value(widget(at, "multiselect", "gp_series").value[:1])
     rerun(at)
     assert len(frame(at, "pearson r")) == 1
+
+
+DISTANT_LANGS = ("en", "de", "fr", "pt", "cs", "zh", "ar")
+
+
+@pytest.fixture(scope="module")
+def distant_store(shared_data, tmp_path_factory):
+    """One tiny-model run over close, between and distant languages on the same photos (monolingual + cross)."""
+    from csr_core.evaluate import EvalConfig, run_evaluation
+    from csr_core.results import ResultsStore
+
+    base = tmp_path_factory.mktemp("distant")
+    store = ResultsStore(base / "results")
+    config = EvalConfig(model=_tiny_model(base, 0), dataset="flickr8k-multi30k", split="test", langs=DISTANT_LANGS,
+                        settings=("monolingual", "cross"), max_images=N_PHOTOS, n_resamples=200, train_arm="en")
+    saved = os.environ.get("CSR_CACHE_DIR")
+    os.environ["CSR_CACHE_DIR"] = str(base / "cache")
+    try:
+        run_id = run_evaluation(config, store=store).run_id
+    finally:
+        os.environ.pop("CSR_CACHE_DIR") if saved is None else os.environ.__setitem__("CSR_CACHE_DIR", saved)
+    return {"results": base / "results", "cache": base / "cache", "run_id": run_id, "store": store}
+
+
+def test_gaps_page_shows_close_between_and_distant_groups_and_language_pairs(distant_store, monkeypatch):
+    from itertools import combinations
+
+    from csr_core.datasets import TRANSLATED
+    from csr_core.pairs import pair_label
+
+    monkeypatch.setenv("CSR_RESULTS_DIR", str(distant_store["results"]))
+    monkeypatch.setenv("CSR_CACHE_DIR", str(distant_store["cache"]))
+    at = app("app_pages/gaps.py")
+    groups = chart_titled(at, "by language group")
+    bars = {x: y for t in groups["data"] for x, y in zip(t["x"], arr(t["y"]))}
+    assert set(bars) == {"close", "between", "distant"}
+    gaps = frame(at, "lang", "group", "provenance", "paired").set_index("lang")
+    assert set(gaps.index) == set(DISTANT_LANGS) - {"en"}
+    assert gaps["group"].to_dict() == {"de": "close", "fr": "close", "pt": "close", "cs": "between", "zh": "distant",
+                                       "ar": "distant"}
+    # Multi30K translations pair caption by caption; independent Chinese and translated Arabic captions by photo
+    assert set(gaps.loc[["de", "fr", "pt", "cs"], "paired"]) == {"caption"}
+    assert set(gaps.loc[["zh", "ar"], "paired"]) == {"photo"} and gaps.loc["ar", "provenance"] == TRANSLATED
+    # one caption per photo in de/fr/pt: the close bar is the mean of their gaps (mean of differences, same photos)
+    assert bars["close"] == pytest.approx(gaps.loc[["de", "fr", "pt"], "gap"].mean())
+    assert bars["between"] == pytest.approx(gaps.loc["cs", "gap"])
+    test = frame(at, "gap close − gap distant").iloc[0]
+    assert test["photos"] == N_PHOTOS and 0 <= test["p_value"] <= 1
+    assert test["gap close − gap distant"] == pytest.approx(bars["close"] - bars["distant"])
+
+    # the pair view: every pair of the aligned Multi30K languages, none with the unaligned zh / ar
+    pairs = chart_titled(at, "pair score")
+    labels = {label for t in pairs["data"] if t.get("mode") == "markers+text" for label in t["text"]}
+    aligned = sorted(set(DISTANT_LANGS) - {"zh", "ar"})
+    assert len(labels) == 10 and all(any(lab in (pair_label(a, b), pair_label(b, a)) for a, b in
+                                         combinations(aligned, 2)) for lab in labels)
+    assert "n = 10 pairs" in pairs["layout"]["title"]["text"]
+
+    widget(at, "text_input", "gp_overrides").set_value("cs=distant")
+    rerun(at)
+    bars = {x for t in chart_titled(at, "by language group")["data"] for x in t["x"]}
+    assert bars == {"close", "distant"}
+    assert frame(at, "lang", "group").set_index("lang").loc["cs", "group"] == "distant"
+    widget(at, "text_input", "gp_overrides").set_value("cs=far")
+    rerun(at)
+    assert any("cs='far'" in e.value and "must be one of" in e.value for e in at.error)
 
 
 def test_finetune_page_shows_arms_and_deltas_vs_baseline(results):

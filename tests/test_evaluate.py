@@ -196,3 +196,13 @@ def test_cli_eval_writes_a_run_and_skips_an_identical_one(shared_data, tmp_path)
     bad = subprocess.run(command + ["--settings", "bogus"], capture_output=True,
                          text=True, timeout=300)
     assert bad.returncode == 2 and "unknown setting" in bad.stderr
+
+
+def test_a_csr_mini_name_fills_the_training_arm_unless_one_is_given():
+    from csr_core.evaluate import EvalConfig
+
+    assert EvalConfig(model="csr-mini-m:blcs-de", dataset="flickr8k-multi30k").train_arm == "blcs-de"
+    assert EvalConfig(model="csr-mini:translate-train/s2", dataset="flickr8k-multi30k").train_arm == "translate-train"
+    assert EvalConfig(model="csr-mini", dataset="flickr8k-multi30k").train_arm == "en"  # the default heads
+    assert EvalConfig(model="open_clip:ViT-B-32/openai", dataset="xtd10").train_arm == ""
+    assert EvalConfig(model="csr-mini:en", dataset="xtd10", train_arm="my-label").train_arm == "my-label"

@@ -394,3 +394,217 @@ def test_gap_correlation_degenerate_inputs():
         L.gap_correlation({"ja": 1.0, "jp": 2.0, "de": 0.5})
     with pytest.raises(DataError, match="not a number"):
         L.gap_correlation({"ja": "high", "de": 0.5, "ko": 1.0})
+
+
+# ------------------------------------------------------------------------------------------------ caption-set keys
+
+
+@pytest.mark.parametrize(
+    ("raw", "key", "typology", "base"),
+    [
+        ("ZH_x_F8K", "zh-x-f8k", "zh", "zh"),
+        ("zh-x-f8k", "zh-x-f8k", "zh", "zh"),
+        ("en-X-f8k", "en-x-f8k", "en", "en"),
+        ("zho_Hans-x-f8k", "zh-x-f8k", "zh", "zh"),  # the language part is normalised like any code
+        ("zh-Hant-x-f8k", "zh-Hant-x-f8k", "zh-Hant", "zh"),  # a non-default script is kept
+        ("zh-x-f8k-v2", "zh-x-f8k-v2", "zh", "zh"),  # several private subtags
+        ("deu", "de", "de", "de"),  # no suffix: just the canonical code
+        ("pt_BR", "pt-BR", "pt-BR", "pt"),
+    ],
+)
+def test_caption_set_key_canonicalises_and_keeps_the_suffix(raw, key, typology, base):
+    assert L.caption_set_key(raw) == key
+    assert L.caption_set_key(key) == key  # idempotent
+    assert L.typology_lang(raw) == typology
+    assert L.base_lang(raw) == base
+
+
+def test_two_caption_sets_of_one_language_stay_apart():
+    assert L.caption_set_key("en") != L.caption_set_key("en-x-f8k")
+    assert L.typology_lang("en") == L.typology_lang("en-x-f8k") == "en"
+    info = L.language_info("ZH_x_F8K")
+    plain = L.language_info("zh")
+    assert info.code == "zh-x-f8k"
+    assert (info.name, info.script, info.family) == (plain.name, plain.script, plain.family)
+
+
+@pytest.mark.parametrize("bad", ["zh-x-", "-x-f8k", "zh-x-toolongsuffix", "zh-x-f8k!", "zh-x-f8k--v2", "zh-x-f_"])
+def test_malformed_caption_set_keys_are_refused(bad):
+    with pytest.raises(DataError, match="caption-set key"):
+        L.caption_set_key(bad)
+    with pytest.raises(DataError):
+        L.typology_lang(bad)
+
+
+def test_unknown_language_in_a_caption_set_key_is_refused():
+    with pytest.raises(DataError, match="unknown language code 'xx'"):
+        L.caption_set_key("xx-x-f8k")
+    with pytest.raises(DataError):
+        L.normalize_lang("zh-x-f8k")  # normalize_lang itself still refuses private-use tags
+
+
+def test_caption_set_keys_have_their_languages_distance():
+    assert L.uriel_distance("de", "zh-x-f8k") == L.uriel_distance("de", "zh")
+    assert L.uriel_distance("en", "en-x-f8k") == 0.0
+    table = L.distance_table(["zh-x-f8k", "de"], kinds=("genetic",))
+    assert list(table.index) == ["zh-x-f8k", "de"]
+    assert table.loc["zh-x-f8k", "genetic"] == L.uriel_distance("en", "zh")
+
+
+# ------------------------------------------------------------------------------------------------ default groups
+
+
+def test_default_groups_are_the_papers_plus_czech_between():
+    assert L.DEFAULT_GROUPS["close"] == L.PAPER_GROUPS["close"]
+    assert L.DEFAULT_GROUPS["distant"] == L.PAPER_GROUPS["distant"]
+    assert L.DEFAULT_GROUPS["between"] == ["cs"]
+    langs = ["pt", "de", "fr", "zh", "ar", "cs", "en", "en-x-f8k", "zh-x-f8k", "pt-BR", "sw"]
+    assert L.group_languages(langs) == {
+        "pt": "close", "de": "close", "fr": "close", "pt-BR": "close",
+        "zh": "distant", "ar": "distant", "zh-x-f8k": "distant",
+        "cs": "between",
+        "en": "unknown", "en-x-f8k": "unknown",  # the pivot's language: what the others are measured against
+        "sw": "unknown",  # in no group
+    }
+
+
+def test_group_overrides_win_and_match_caption_set_then_language():
+    groups = L.group_languages(["cs", "de", "zh", "zh-x-f8k"], overrides={"cs": "close"})
+    assert groups == {"cs": "close", "de": "close", "zh": "distant", "zh-x-f8k": "distant"}
+    # a language's override covers its caption sets and script variants ...
+    by_lang = L.group_languages(["zh", "zh-x-f8k", "zh-Hant"], overrides={"zh": "between"})
+    assert by_lang == {"zh": "between", "zh-x-f8k": "between", "zh-Hant": "between"}
+    # ... a caption set's covers that set only, and keys are canonicalised first
+    by_set = L.group_languages(["zh", "zh-x-f8k"], overrides={"ZH_x_F8K": "close"})
+    assert by_set == {"zh": "distant", "zh-x-f8k": "close"}
+    assert L.group_languages(["cs"], overrides={"ces": "distant"}) == {"cs": "distant"}
+    # overrides win over the threshold rule too
+    d_de = L.uriel_distance("en", "de", "genetic")
+    assert L.group_languages(["de"], threshold=d_de, kind="genetic") == {"de": "close"}
+    assert L.group_languages(["de"], threshold=d_de, kind="genetic", overrides={"de": "distant"}) == {"de": "distant"}
+
+
+@pytest.mark.parametrize("bad", [{"cs": "near"}, {"cs": "Close"}, {"cs": ""}])
+def test_bad_group_override_names_raise(bad):
+    with pytest.raises(DataError, match="must be one of"):
+        L.group_languages(["cs"], overrides=bad)
+
+
+def test_group_override_with_an_unknown_code_raises():
+    with pytest.raises(DataError, match="'xx'"):
+        L.group_languages(["cs"], overrides={"xx": "close"})
+
+
+def test_parse_group_overrides():
+    assert L.parse_group_overrides("cs=close, pl=between") == {"cs": "close", "pl": "between"}
+    assert L.parse_group_overrides(" ces = distant ,, ZH_x_F8K=unknown, ") == {"cs": "distant", "zh-x-f8k": "unknown"}
+    assert L.parse_group_overrides("") == {}
+    assert L.parse_group_overrides(" , ") == {}
+    parsed = L.parse_group_overrides("cs=close")
+    assert L.group_languages(["cs"], overrides=parsed) == {"cs": "close"}
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [("cs", "<language>=<group>"), ("=close", "<language>=<group>"), ("cs=close, de", "'de'"),
+     ("cs=nearby", "must be one of"), ("xx=close", "'xx'")],
+)
+def test_parse_group_overrides_errors(text, fragment):
+    with pytest.raises(DataError) as err:
+        L.parse_group_overrides(text)
+    assert fragment in str(err.value)
+
+
+# ------------------------------------------------------------------------------------------------ correlate
+
+
+MONOTONE_X = [0.10, 0.25, 0.30, 0.42, 0.55, 0.61, 0.80, 0.93]
+
+
+def test_correlate_monotone_gives_rank_correlation_one():
+    ys = [math.exp(4 * x) for x in MONOTONE_X]  # strictly increasing, not linear
+    items = [f"l{i}" for i in range(len(ys))]
+    res = L.correlate(MONOTONE_X, ys, items)
+    assert res.n == len(ys) and res.languages == tuple(items)
+    assert res.spearman_rho == pytest.approx(1.0)
+    # every resample (with a non-constant side) of a strictly monotone relation is monotone too: rho = 1 in each
+    assert res.spearman_ci[1] == pytest.approx(1.0) and res.spearman_ci[0] == pytest.approx(1.0)
+    assert res.pearson_r == pytest.approx(float(np.corrcoef(MONOTONE_X, ys)[0, 1]))
+    assert 0 < res.pearson_r < 1
+    assert res.pearson_ci[0] <= res.pearson_r <= res.pearson_ci[1] <= 1.0
+    assert "indicative" in res.note  # 8 < FEW_LANGUAGES items
+    assert "95% CIs" in res.note and "seed 0" in res.note
+    down = L.correlate(MONOTONE_X, [-y for y in ys], items)
+    assert down.spearman_rho == pytest.approx(-1.0) and down.spearman_ci[0] == pytest.approx(-1.0)
+    assert down.pearson_r == pytest.approx(-res.pearson_r)
+
+
+def test_correlate_needs_three_items_and_a_varying_side():
+    few = L.correlate([0.1, 0.9], [1.0, 5.0], ["a", "b"], unit="pair", value="score")
+    assert few.n == 2 and math.isnan(few.pearson_r) and math.isnan(few.spearman_rho)
+    assert all(math.isnan(v) for v in few.pearson_ci + few.spearman_ci)
+    assert "only 2 pair(s)" in few.note and "at least 3" in few.note
+    none = L.correlate([], [], [])
+    assert none.n == 0 and math.isnan(none.spearman_p)
+    flat_x = L.correlate([0.5, 0.5, 0.5, 0.5], [1.0, 2.0, 3.0, 4.0], list("abcd"))
+    assert math.isnan(flat_x.pearson_r) and math.isnan(flat_x.spearman_rho)
+    assert flat_x.note.startswith("all distances are equal")
+    flat_y = L.correlate([0.1, 0.2, 0.3, 0.4], [7.0] * 4, list("abcd"), value="score")
+    assert math.isnan(flat_y.spearman_rho) and flat_y.note.startswith("all scores are equal")
+    kept = L.correlate([0.1, 0.2], [1.0, 2.0], ["a", "b"], notes=["mine"])
+    assert kept.note.endswith("mine")  # the caller's notes follow the reason
+
+
+def test_correlate_is_deterministic_for_a_seed():
+    rng = np.random.default_rng(7)
+    xs = rng.uniform(0, 1, 15)
+    ys = 10 * xs + rng.normal(0, 3, 15)
+    items = [f"i{n}" for n in range(15)]
+    one = L.correlate(xs, ys, items, seed=5, n_resamples=500)
+    two = L.correlate(xs, ys, items, seed=5, n_resamples=500)
+    assert one == two
+    other = L.correlate(xs, ys, items, seed=6, n_resamples=500)
+    assert (other.pearson_r, other.spearman_rho) == (one.pearson_r, one.spearman_rho)  # the point estimates
+    assert (other.pearson_ci, other.spearman_ci) != (one.pearson_ci, one.spearman_ci)  # the resamples differ
+    for res in (one, other):
+        assert res.pearson_ci[0] <= res.pearson_r <= res.pearson_ci[1]
+        assert res.spearman_ci[0] <= res.spearman_rho <= res.spearman_ci[1]
+    assert "indicative" not in one.note  # 15 items
+
+
+def test_correlate_rejects_inconsistent_input():
+    with pytest.raises(DataError, match="one of each"):
+        L.correlate([0.1, 0.2, 0.3], [1.0, 2.0], ["a", "b", "c"])
+    with pytest.raises(DataError, match="finite"):
+        L.correlate([0.1, math.nan, 0.3], [1.0, 2.0, 3.0], ["a", "b", "c"])
+    with pytest.raises(DataError, match="level"):
+        L.correlate([0.1, 0.2, 0.3], [1.0, 2.0, 3.0], ["a", "b", "c"], level=1.0)
+
+
+def test_gap_correlation_leaves_out_the_pivots_other_caption_sets():
+    gaps = {"de": 2.0, "nl": 3.0, "fr": 4.0, "ja": 15.0, "ko": 14.0}
+    base = L.gap_correlation(gaps, kind="genetic")
+    with_f8k = L.gap_correlation({**gaps, "en": 0.0, "en-x-f8k": 1.5}, kind="genetic")
+    assert with_f8k.n == base.n == 5
+    assert "en-x-f8k" not in with_f8k.languages
+    assert "en-x-f8k (the pivot's language)" in with_f8k.note
+    assert "en-x-f8k" not in base.note
+    assert with_f8k.pearson_r == pytest.approx(base.pearson_r)
+    assert with_f8k.spearman_ci == base.spearman_ci  # same items, same seed: the same bootstrap
+    # a caption set of another language counts, with its language's distance
+    as_set = L.gap_correlation({**gaps, "ZH_x_F8K": 12.0}, kind="genetic")
+    as_lang = L.gap_correlation({**gaps, "zh": 12.0}, kind="genetic")
+    assert as_set.n == 6 and "zh-x-f8k" in as_set.languages
+    assert as_set.pearson_r == pytest.approx(as_lang.pearson_r)
+    # the pivot may be a caption set itself: then plain English is its language
+    pivot_f8k = L.gap_correlation({**gaps, "en": 0.5}, kind="genetic", pivot="en-x-f8k")
+    assert pivot_f8k.n == 5 and "en (the pivot's language)" in pivot_f8k.note
+    with pytest.raises(DataError, match="two entries"):
+        L.gap_correlation({"zh-x-f8k": 1.0, "ZH_x_F8K": 2.0, "de": 0.5})
+
+
+def test_a_language_given_twice_in_the_overrides_is_an_error():
+    with pytest.raises(DataError, match="given twice"):
+        L.parse_group_overrides("cs=close, CS=distant")
+    with pytest.raises(DataError, match="given twice"):
+        L.group_languages(["cs"], overrides={"cs": "close", "CS": "distant"})

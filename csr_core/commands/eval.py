@@ -33,7 +33,7 @@ EVAL_FLAG_HELP = {
     "cs_ps": "code-switching probabilities for cs-queries",
     "cs_langs": "switch targets (default: --langs minus en)",
     "max_images": "quick mode: evaluate on the first N photos",
-    "train_arm": "label of the training arm (filled from csr-mini heads)",
+    "train_arm": "label of the training arm (default: the arm a csr-mini name says, e.g. blcs-de)",
     "allow_leakage": "evaluate even on the model's training photos",
     "n_resamples": "bootstrap resamples for the confidence intervals",
 }
