@@ -107,3 +107,4 @@ def test_cli_names_a_missing_run_and_a_bad_override():
     runs = [m for m in SHIPPED.runs() if "monolingual" in m["params"]["settings"]]
     bad = _cli("--run", runs[0]["run_id"], "--groups", "cs:close")
     assert bad.returncode == 2 and "cs:close" in bad.stderr and "Traceback" not in bad.stderr
+

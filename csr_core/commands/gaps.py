@@ -6,6 +6,7 @@ Examples:
   python -m csr_core gaps --model csr-mini-m:en --dataset flickr8k-multi30k
   python -m csr_core gaps --run 20261202T160000Z-1a2b3c4d --direction i2t --k 5 --groups cs=close
   python -m csr_core gaps --model csr-mini-m:en --dataset xtd10 --pairs --kind syntactic
+  python -m csr_core gaps --summary results/distant-languages.md
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ KINDS = ("genetic", "syntactic", "featural", "phonological", "inventory", "geogr
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--summary", metavar="FILE", help="write the close-vs-distant summary of the shipped runs as "
+                       "markdown (results/distant-languages.md)")
     which.add_argument("--run", help="run id (see results/runs/)")
     which.add_argument("--model", help="the newest run of this model name (e.g. csr-mini-m:en)")
     parser.add_argument("--dataset", default=None, help="with --model: only runs on this dataset")
@@ -73,6 +76,13 @@ def run(args: argparse.Namespace) -> int:
     from csr_core.viz import correlation_text
 
     store = ResultsStore(args.out) if args.out else ResultsStore()
+    if args.summary:
+        from csr_core._io import atomic_write_text
+        from csr_core.gap_report import render
+
+        atomic_write_text(args.summary, render(store, k=args.k, kind=args.kind))
+        print(f"wrote {args.summary}")
+        return 0
     manifest = _pick_run(store, args)
     run_id = str(manifest["run_id"])
     params = manifest.get("params") or {}

@@ -24,7 +24,7 @@ TRANSLATED = "translated"  # translated from another caption set, but which sour
 PROVENANCES = (HUMAN, MACHINE, INDEPENDENT, TRANSLATED, UNKNOWN)
 #: What each label means, for tables, the CLI and the dashboard.
 PROVENANCE_LABELS = {
-    HUMAN: "human translation, line-aligned",
+    HUMAN: "human, parallel (line-aligned)",  # Multi30K en is the original, de/fr/cs/pt its translations
     MACHINE: "machine translation (training arms only)",
     INDEPENDENT: "human-written, independent",
     TRANSLATED: "translated, not line-aligned",
