@@ -735,3 +735,26 @@ def test_run_page_small_eval_lands_rows_and_cancel_writes_nothing(shared_data, t
     assert snap.status == "cancelled" and "cancelled" in snap.error
     assert any("Cancelled" in w.value for w in at.warning)
     assert len(ResultsStore().runs()) == 1  # nothing written by the cancelled run
+
+
+def test_gaps_page_opens_on_a_close_vs_distant_answer_for_the_shipped_runs(monkeypatch, tmp_path):
+    """The done-criterion of the distant-languages work: on the results shipped in the repository (read only), the
+    page's default selection already has a distant group, paired by photo, and a pair view over XTD10's 45 pairs."""
+    from csr_core.paths import REPO_ROOT
+
+    monkeypatch.setenv("CSR_RESULTS_DIR", str(REPO_ROOT / "results"))
+    monkeypatch.setenv("CSR_CACHE_DIR", str(tmp_path / "cache"))
+    at = app("app_pages/gaps.py")
+    assert widget(at, "selectbox", "gp_dataset").value == "flickr8k-multi30k"
+    chosen = widget(at, "multiselect", "gp_series").value
+    # the runs with the most languages, EN-only arms (one per text tower) first
+    assert [label.endswith("· en") for label in chosen[:3]] == [True, True, False]
+    groups = chart_titled(at, "by language group")
+    assert {x for t in groups["data"] for x in t["x"]} == {"close", "between", "distant"}
+    tests = frame(at, "gap close − gap distant")
+    assert (tests["photos"] == 237).all() and tests["p_value"].between(0, 1).all()
+    gaps = frame(at, "lang", "group", "provenance", "paired")
+    assert {"pt", "zh", "ar"} <= set(gaps["lang"])
+    assert set(gaps.loc[gaps["lang"].isin(["zh", "ar"]), "paired"]) == {"photo"}
+    pairs = chart_titled(at, "pair score")
+    assert "n = " in pairs["layout"]["title"]["text"]
