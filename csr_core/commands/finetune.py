@@ -1,9 +1,18 @@
-"""Train csr-mini heads for one training arm (and optionally the top text-tower layers) on flickr8k-multi30k.
+"""Train one training arm on flickr8k-multi30k: csr-mini heads (and optionally top text-tower layers), or an open_clip
+model through open_clip_train (--model).
 
 Examples:
   python -m csr_core finetune --tower minilm --arm mlcs-de-fr-cs --seed 0 --out /tmp/heads
   python -m csr_core finetune --tower e5 --arm en --seed 0 --out /tmp/heads --check-shipped
   python -m csr_core finetune --tower minilm --arm en --train-top-layers 2 --max-steps 150 --out /tmp/heads
+  python -m csr_core finetune --model open_clip:ViT-B-32/openai --arm mlcs-de-fr-cs --epochs 5 --out models/
+  python -m csr_core finetune --model open_clip:ViT-B-32/openai --arm en --nproc 4 --precision amp --out models/
+
+With --model, open_clip_train trains the model (LiT by default: --no-lock-image trains the image tower too;
+--text-unlocked-layers N trains only the top N text layers) on the arm's captions, in one process or under
+`torchrun --nproc_per_node N`; the final checkpoint is registered as <out>/<arch>-<arm>-s<seed>.safetensors and
+evaluated with `eval --model <printed name>`. --lr, --batch-size (per process), --weight-decay and --warmup-steps
+keep their open_clip fine-tuning defaults (1e-5, 64, 0.1, 10) unless given.
 
 Arms: en, blcs-<x>, mlcs-<x>-<y>[...], translate-train, dict-<x>[-<y>...], CS arms optionally -p25/-p75/-p100.
 Every arm trains on the same photos, steps, batch size and caption draws for a seed; only caption pools differ.
@@ -42,6 +51,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                          choices={"tower": ["minilm", "e5"], "heads": ["linear", "mlp"],
                                   "save_dtype": ["float16", "float32"]})
     parser.add_argument("--out", default=None, help="folder for the heads (.safetensors + .json); omit to not save")
+    oc = parser.add_argument_group("open_clip models (open_clip_train)")
+    oc.add_argument("--model", default=None, help="an open_clip model to fine-tune, e.g. open_clip:ViT-B-32/openai")
+    oc.add_argument("--epochs", type=int, default=5, help="training epochs over the arm's captions (5)")
+    oc.add_argument("--nproc", type=int, default=1, help="processes: >1 runs torchrun --nproc_per_node N (1)")
+    oc.add_argument("--lock-image", action=argparse.BooleanOptionalAction, default=True,
+                    help="keep the image tower frozen (LiT; default on)")
+    oc.add_argument("--text-unlocked-layers", type=int, default=-1,
+                    help="train only the top N text layers (-1: the whole text tower)")
+    oc.add_argument("--precision", default="fp32", help="open_clip_train precision: fp32, amp, amp_bf16 ...")
+    oc.add_argument("--workers", type=int, default=0, help="dataloader workers per process (0)")
     parser.add_argument("--check-shipped", action="store_true",
                         help="compare with the shipped heads of the same tower/arm/seed")
     parser.add_argument("--evaluate", action="store_true",
@@ -62,8 +81,10 @@ def run(args: argparse.Namespace) -> int:
     from csr_core.encoders.csr_mini import HEADS_DIR, heads_filename
     from csr_core.finetune import TrainConfig, finetune
 
-    config = config_from_args(TrainConfig, args)
     log = (lambda m: None) if args.quiet else print
+    if args.model:
+        return _run_open_clip(args, log)
+    config = config_from_args(TrainConfig, args)
     outcome = finetune(config, out_dir=args.out, log=log)
     result = outcome.result
     print(f"{outcome.encoder.name}: best step {result.best_step} of {result.steps_run}, EN val mean recall "
@@ -106,3 +127,36 @@ def run(args: argparse.Namespace) -> int:
             print(f"  {r.direction} {r.query_lang}->{r.doc_lang} R@10 {r.value:.1f} [{r.ci_low:.1f}, {r.ci_high:.1f}]")
         print(f"run {out.run_id} written")
     return status
+
+
+def _run_open_clip(args: argparse.Namespace, log) -> int:
+    from csr_core.errors import CSRError
+    from csr_core.training.open_clip_ft import OpenClipTrainConfig, finetune_open_clip
+    from csr_core.training.trainer import TrainConfig
+
+    if not args.out:
+        raise CSRError("--model needs --out: the folder the fine-tuned checkpoint is registered in")
+    heads_defaults, defaults = TrainConfig(), OpenClipTrainConfig(model=args.model)
+
+    def given(name: str, ours: str | None = None):
+        """A shared flag's value when the user changed it, else the open_clip default (csr-mini heads differ)."""
+        value = getattr(args, name)
+        return value if value != getattr(heads_defaults, name) else getattr(defaults, ours or name)
+
+    config = OpenClipTrainConfig(
+        model=args.model, arm=args.arm, seed=args.seed, dataset=args.dataset, epochs=args.epochs,
+        batch_size=given("batch_size"), lr=given("lr"), weight_decay=given("weight_decay"),
+        warmup=given("warmup_steps", "warmup"), lock_image=args.lock_image,
+        text_unlocked_layers=args.text_unlocked_layers, precision=args.precision, variants=args.variants or 1,
+        max_photos=args.max_photos, nproc=args.nproc, workers=args.workers)
+    outcome = finetune_open_clip(config, args.out, log=log)
+    print(f"eval with: python -m csr_core eval --model {outcome.model_name}")
+    if args.evaluate:
+        from csr_core.evaluate import EvalConfig, run_evaluation
+        from csr_core.results import ResultsStore
+
+        ev = EvalConfig(model=outcome.model_name, dataset="flickr8k-multi30k", split="test",
+                        settings=("monolingual", "cross"), seed=args.seed, train_arm=args.arm)
+        out = run_evaluation(ev, store=ResultsStore(Path(args.results) if args.results else None))
+        print(f"run {out.run_id} written")
+    return 0

@@ -212,6 +212,17 @@ def _open_clip_weights_needs(spec: ModelSpec, cache_dir: str | None) -> Missing:
 
 
 def _open_clip_load(spec: ModelSpec, device: str | None, opts: dict, offline: bool) -> Encoder:
+    encoder = _open_clip_build(spec, device, opts)
+    if spec.checkpoint:
+        from csr_core.training.open_clip_ft import read_manifest
+
+        manifest = read_manifest(spec.checkpoint)
+        if manifest is not None:  # fine-tuned here: the leakage guard refuses its training photos
+            encoder.training_image_ids = list(manifest.get("training_image_ids", ()))
+    return encoder
+
+
+def _open_clip_build(spec: ModelSpec, device: str | None, opts: dict) -> Encoder:
     from csr_core.encoders.open_clip_backend import load_open_clip, register_model_config
 
     common = dict(name=spec.raw, device=device, **opts)
