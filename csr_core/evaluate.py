@@ -133,9 +133,11 @@ def run_evaluation(
     _check_ks(config, dataset)
     if encoder is None:
         encoder = load_encoder(config.model)
-    _guard_leakage(config, encoder, dataset)
+    leakage = _guard_leakage(config, encoder, dataset)
 
     context = _EvalContext(config, encoder, dataset, ticker)
+    if leakage:
+        context.notes.append(f"LEAKAGE (allowed): {leakage}")
     records: list[dict] = []
     rank_frames: list[pd.DataFrame] = []
     for setting in config.settings:
@@ -154,6 +156,8 @@ def run_evaluation(
         fingerprints = {"model": encoder.fingerprint, "data": dataset.fingerprint, **context.lexicon_fingerprints}
         manifest = build_manifest(config.params(), fingerprints)
         manifest["dataset"] = facts
+        if leakage:
+            manifest["leakage"] = leakage  # the run is labelled: its scores include photos the model was trained on
         run_id = store.write_run(rows, manifest, ranks)
         rows = rows.assign(run_id=run_id)
     return EvalOutcome(run_id=run_id, rows=rows, ranks=ranks, notes=context.notes, languages=facts["languages"])
@@ -187,16 +191,19 @@ def _resolve_langs(requested: Sequence[str], dataset) -> tuple[list[str], list[s
     return found, missing
 
 
-def _guard_leakage(config: EvalConfig, encoder, dataset) -> None:
-    """Refuse to score a model on photos it was trained on, when its training photos are known."""
+def _guard_leakage(config: EvalConfig, encoder, dataset) -> str:
+    """Refuse to score a model on photos it was trained on, when its training photos are known; with allow_leakage,
+    what overlaps (for the run's notes and manifest), else ""."""
     from csr_core.datasets import check_leakage
 
     from csr_core.encoders.base import traits
 
     known = traits(encoder)
-    if known.known_training_data:
-        check_leakage(dataset, set(known.training_image_ids), allow=config.allow_leakage,
-                      model_training_sources=known.training_sources)
+    if not known.known_training_data:
+        return ""
+    report = check_leakage(dataset, set(known.training_image_ids), allow=config.allow_leakage,
+                           model_training_sources=known.training_sources)
+    return "" if report.ok else report.message
 
 
 class _EvalContext:

@@ -44,7 +44,7 @@ from csr_core.datasets.flickr import (
 from csr_core.datasets.flickr8k_languages import LanguageSource, flickr8k_multi30k_languages
 from csr_core.datasets.flickr30k_200 import FLICKR30K_200_FILES, load_flickr30k_200
 from csr_core.datasets.jsonl import load_jsonl
-from csr_core.datasets.leakage import LeakageReport, canonical_image_key, check_leakage
+from csr_core.datasets.leakage import LeakageReport, TrainingSource, canonical_image_key, check_leakage
 from csr_core.datasets.multi30k import (
     M30K_LANGS,
     M30K_TASK1_SPLITS,
@@ -275,6 +275,7 @@ __all__ = [
     "PROVENANCES",
     "PROVENANCE_LABELS",
     "TRANSLATED",
+    "TrainingSource",
     "ParallelCaptions",
     "UNKNOWN",
     "canonical_image_key",

@@ -47,6 +47,23 @@ def _expand_sources(sources: Iterable[str]) -> set[str]:
     return out
 
 
+class TrainingSource(str):
+    """A training-corpus name (`model_training_sources`) that carries why it stands in for photo ids.
+
+    A model whose training photos are recorded but cannot be listed here (the data on this machine differ from its
+    training data, or are absent) names the corpus instead, e.g. `TrainingSource("flickr8k-multi30k-train", note)`:
+    the guard then refuses every set whose photos come from that corpus's collections, and its message ends with
+    `note` (which heads, which hashes). It is a `str`, so any code that reads sources as names still works.
+    """
+
+    note: str
+
+    def __new__(cls, name: str, note: str = "") -> "TrainingSource":
+        obj = super().__new__(cls, name)
+        obj.note = note
+        return obj
+
+
 @dataclass
 class LeakageReport:
     """What an evaluation set shares with a model's training data (empty lists: nothing known to overlap)."""
@@ -70,27 +87,33 @@ def check_leakage(
 
     Two checks: photo ids shared with `train_image_ids` (compared by `canonical_image_key`, so `1000268201.jpg`
     matches `1000268201`), and whole image collections: `model_training_sources` such as `{"coco-train2014"}`
-    against `eval_set.image_sources` (XTD10's photos are COCO train2014). With `allow=True` the report is returned
-    with its message for the run's notes.
+    against `eval_set.image_sources` (XTD10's photos are COCO train2014); a `TrainingSource` adds its note to the
+    message. With `allow=True` the report is returned with its message for the run's notes.
     """
     overlap: list[str] = []
     if train_image_ids:
         train_keys = {canonical_image_key(i) for i in train_image_ids}
         overlap = [i for i in eval_set.image_ids if canonical_image_key(i) in train_keys]
     source_overlap: list[str] = []
+    notes: list[str] = []
     if model_training_sources:
-        model_src = _expand_sources(model_training_sources)
+        model_sources = list(model_training_sources)
+        model_src = _expand_sources(model_sources)
         source_overlap = sorted(s for s in eval_set.image_sources if s.lower() in model_src)
+        eval_src = {s.lower() for s in eval_set.image_sources}
+        notes = [str(getattr(s, "note", "")) for s in model_sources
+                 if getattr(s, "note", "") and _expand_sources([s]) & eval_src]
     parts = []
     if overlap:
         parts.append(
             f"{len(overlap)} of {len(eval_set)} evaluation images of {eval_set.name}/{eval_set.split} are in the "
-            f"model's training images (e.g. {', '.join(overlap[:5])})"
+            f"model's training images (the photos it was fitted or model-selected on; e.g. {', '.join(overlap[:5])})"
         )
     if source_overlap:
         parts.append(
             f"{eval_set.name} images come from {', '.join(source_overlap)}, which the model was trained on"
             + (f" ({eval_set.training_images_note})" if eval_set.training_images_note else "")
+            + "".join(f" ({note})" for note in dict.fromkeys(notes))
         )
     message = "; ".join(parts)
     report = LeakageReport(overlap, source_overlap, message)

@@ -15,6 +15,18 @@ Head files live in `csr_core/heads/` (or an explicit `heads_dir`) and are named
 with tower in {minilm, e5}, arm in [a-z0-9-]+ (e.g. `en`, `blcs-de`, `mlcs-de-fr-cs`, `translate-train`), seed an
 integer: `minilm-en-s0.safetensors` is what `csr-mini` loads. Heads are read with safetensors only, never pickle.
 The image tower is always EfficientNet-Lite0.
+
+Training photos and the leakage guard: a heads manifest written by the trainer records its photos as
+`training_images = {"dataset", "split", "n_photos", "ids_sha256", ...}` (csr_core.training.data.check_no_test_photos),
+and `val` (the photos early stopping chose the checkpoint on). Loaded heads turn that record back into photo ids when
+the guard first asks (`CsrMiniEncoder.training_image_ids`, never at load: a model evaluated on XTD10 does not need the
+Flickr8k files): the split's ids from `csr_core.datasets.split_image_ids` (the same seeded subset when the heads were
+trained on `max_photos`), checked against `ids_sha256`, plus the whole val split of that dataset. Val counts: the
+checkpoint was selected on it, so its scores there are optimistic; `allow_leakage` still evaluates on it. When the ids
+cannot be checked here (the data differ from the training data, e.g. the synthetic test data, or are missing) the
+heads name their training corpus instead (`training_sources`, a `TrainingSource` whose note gives the heads file and
+both hashes): the guard then refuses every set whose photos come from its collections (Flickr8k / Flickr30k) and lets
+the others (XTD10, XM3600) run. Heads without a record (made by hand) carry no ids; `training_photos.note` says so.
 """
 
 from __future__ import annotations
@@ -22,8 +34,10 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 import threading
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -35,7 +49,7 @@ from csr_core import _io
 from csr_core.encoders.base import Encoder, ImageItem, ProgressCallback, l2_normalise
 from csr_core.encoders.common import pick_device
 from csr_core.encoders.towers import E5Tower, EfficientNetLite0Tower, ImageTower, MiniLMTower, TextTower
-from csr_core.errors import ModelError
+from csr_core.errors import CSRError, ModelError
 from csr_core.model_names import DEFAULT_ARM, CsrMiniName
 
 __all__ = [
@@ -51,6 +65,9 @@ __all__ = [
     "TowerFeatures",
     "cached_tower_texts",
     "cached_tower_images",
+    "TrainingPhotos",
+    "check_training_record",
+    "resolve_training_photos",
 ]
 
 HEADS_DIR = Path(__file__).resolve().parent.parent / "heads"
@@ -224,6 +241,102 @@ def tower_manifest(image_tower: ImageTower, text_tower: TextTower) -> dict[str, 
     }
 
 
+# --------------------------------------------------------------------------------------------------- training photos
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_TRAIN_SUBSET_SEED = 1  # csr_core.finetune.prepare_data draws a max_photos subset of the train split with this seed
+
+
+@dataclass(frozen=True)
+class TrainingPhotos:
+    """What the leakage guard is told about the photos heads were trained and model-selected on.
+
+    `image_ids`: the recorded training photos (checked against the manifest's `ids_sha256`) and the val photos the
+    checkpoint was chosen on; `sources`: a `TrainingSource` standing in for the ids when they cannot be checked here;
+    `note`: how they were found, for people.
+    """
+
+    image_ids: tuple[str, ...] = ()
+    sources: tuple[str, ...] = ()
+    note: str = ""
+
+
+def check_training_record(record: Any, where: object) -> dict[str, Any]:
+    """The manifest's `training_images` record, or ModelError naming the heads file when it is malformed (no files
+    are read: this runs at load)."""
+    from csr_core.datasets import DATASETS
+
+    if not isinstance(record, dict):
+        raise ModelError(f"{where}: manifest 'training_images' must be a mapping, got {type(record).__name__}")
+    missing = [k for k in ("dataset", "split", "n_photos", "ids_sha256") if k not in record]
+    if missing:
+        raise ModelError(f"{where}: manifest 'training_images' lacks {', '.join(missing)}")
+    dataset, split, n, digest = record["dataset"], record["split"], record["n_photos"], record["ids_sha256"]
+    if dataset not in DATASETS:
+        raise ModelError(f"{where}: heads were trained on photos of unknown dataset {dataset!r}; known: "
+                         f"{', '.join(DATASETS)}")
+    if split not in DATASETS[dataset].fixed_splits:
+        raise ModelError(f"{where}: training split {split!r} is not a fixed split of {dataset} "
+                         f"({', '.join(DATASETS[dataset].fixed_splits)})")
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ModelError(f"{where}: manifest 'training_images.n_photos' must be a positive integer, got {n!r}")
+    if not isinstance(digest, str) or not _SHA256.fullmatch(digest):
+        raise ModelError(f"{where}: manifest 'training_images.ids_sha256' is not a sha256 hex digest: {digest!r}")
+    return record
+
+
+def _ids_sha256(ids: Sequence[str]) -> str:
+    """The digest `check_no_test_photos` records: sha256 of the sorted ids joined by newlines."""
+    return hashlib.sha256("\n".join(sorted(ids)).encode()).hexdigest()
+
+
+def _recorded_photos(split_ids: list[str], split: str, n_photos: int) -> list[str]:
+    """The photos of `split_ids` the trainer used: all of them, or its seeded `max_photos` subset of the train split."""
+    if n_photos >= len(split_ids) or split != "train":
+        return list(split_ids)
+    from csr_core.finetune import _subset_rows  # the trainer's own rule, so the two cannot drift apart
+
+    return [split_ids[int(i)] for i in _subset_rows(len(split_ids), n_photos, _TRAIN_SUBSET_SEED)]
+
+
+def resolve_training_photos(manifest: dict[str, Any], where: object, data_root=None) -> TrainingPhotos:
+    """The training (and model-selection) photos a heads manifest records, as photo ids checked against its hash.
+
+    Ids when `split_image_ids` gives back the recorded `ids_sha256`; otherwise (other data here, or none) a
+    `TrainingSource` for `<dataset>-<split>` whose note names the heads file and both hashes, so the guard refuses
+    that dataset's photo collections instead of skipping the check.
+    """
+    from csr_core.datasets import TrainingSource, split_image_ids
+
+    record = manifest.get("training_images")
+    if not record:
+        return TrainingPhotos(note=f"{where} records no training photos (no 'training_images' in its manifest): the "
+                                   "leakage guard cannot refuse them")
+    record = check_training_record(record, where)
+    dataset, split, n, want = record["dataset"], record["split"], int(record["n_photos"]), record["ids_sha256"]
+
+    def unverified(reason: str) -> TrainingPhotos:
+        note = (f"{where} was trained on {n} photos of {dataset}/{split} with ids sha256 {want}, {reason}; which "
+                f"photos it saw cannot be told, so every {dataset} photo collection counts as seen")
+        return TrainingPhotos(sources=(TrainingSource(f"{dataset}-{split}", note),), note=note)
+
+    try:
+        splits = split_image_ids(dataset, data_root=data_root)
+    except (CSRError, OSError) as exc:
+        return unverified(f"but {dataset} cannot be listed here ({exc})")
+    ids = _recorded_photos(list(splits.get(split, ())), split, n)
+    got = _ids_sha256(ids)
+    if got != want:
+        return unverified(f"but the {len(ids)} photos of {dataset}/{split} here give ids sha256 {got}: these are not "
+                          "the data it was trained on")
+    selected: list[str] = []
+    if isinstance(manifest.get("val"), dict) and split != "val" and "val" in splits:
+        selected = list(splits["val"])  # the checkpoint was chosen on (a subset of) these: all of them count
+    note = (f"{where}: {len(ids)} training photos of {dataset}/{split} (ids sha256 {want}, checked)"
+            + (f" and the {len(selected)} {dataset}/val photos its checkpoint was chosen on" if selected else ""))
+    return TrainingPhotos(image_ids=tuple(dict.fromkeys(ids + selected)), note=note)
+
+
 # --------------------------------------------------------------------------------------------------- tower cache
 
 
@@ -294,7 +407,12 @@ def cached_tower_images(tower: ImageTower, items: Sequence[ImageItem], *, cache=
 
 
 class CsrMiniEncoder(Encoder):
-    """Encoder = towers -> heads -> L2 normalisation. `encode_*_features` reuse cached tower features."""
+    """Encoder = towers -> heads -> L2 normalisation. `encode_*_features` reuse cached tower features.
+
+    `training_image_ids` / `training_sources` (the leakage guard's traits) come from the heads manifest's
+    `training_images` record, resolved on first read (see the module docstring); assigning them (what the trainer
+    does for heads it just made) overrides the manifest, assigning None goes back to it.
+    """
 
     train_arm: str = ""  # the training arm of heads made in this process (loaded heads carry it in their manifest)
 
@@ -332,7 +450,47 @@ class CsrMiniEncoder(Encoder):
                     "(other weights version or backend); embeddings may differ from the evaluated ones",
                     stacklevel=2,
                 )
+        if heads.manifest.get("training_images"):
+            check_training_record(heads.manifest["training_images"], where)  # malformed: refused now, not at eval
         self.heads = heads.to(self.device).eval()
+        self._set_training_ids: tuple[str, ...] | None = None
+        self._set_training_sources: tuple[str, ...] | None = None
+        self._resolved_training: tuple[str, TrainingPhotos] | None = None
+
+    @property
+    def training_photos(self) -> TrainingPhotos:
+        """The heads' recorded training photos, resolved once per manifest record and data folder (reads the split
+        lists of the record's dataset, ~0.1 s)."""
+        from csr_core.paths import data_dir
+
+        manifest = self.heads.manifest
+        key = json.dumps([manifest.get("training_images"), manifest.get("val"), str(data_dir())], sort_keys=True,
+                         default=str)
+        resolved = self._resolved_training
+        if resolved is None or resolved[0] != key:
+            resolved = (key, resolve_training_photos(manifest, self.heads.source_path or f"{self.name} (in-memory heads)"))
+            self._resolved_training = resolved
+        return resolved[1]
+
+    @property
+    def training_image_ids(self) -> Sequence[str] | None:
+        if self._set_training_ids is not None:
+            return self._set_training_ids
+        return self.training_photos.image_ids or None
+
+    @training_image_ids.setter
+    def training_image_ids(self, ids: Sequence[str] | None) -> None:
+        self._set_training_ids = None if ids is None else tuple(ids)
+
+    @property
+    def training_sources(self) -> Sequence[str]:
+        if self._set_training_sources is not None:
+            return self._set_training_sources
+        return self.training_photos.sources
+
+    @training_sources.setter
+    def training_sources(self, sources: Sequence[str] | None) -> None:
+        self._set_training_sources = None if sources is None else tuple(sources)
 
     @property
     def dim(self) -> int:
