@@ -79,7 +79,13 @@ def test_code_switched_fine_tuning_registers_a_checkpoint_that_eval_resolves_and
 
 def test_two_torchrun_processes_follow_the_single_process_loss(shared_data, tiny_weights, tmp_path):
     """One global batch of the whole (tiny) training set per step: DDP over gloo with gathered features computes the
-    same loss and gradient as one process, whatever the order the distributed sampler deals the rows in."""
+    same loss as one process, whatever the order the distributed sampler deals the rows in.
+
+    Step 0 runs the same weights on the same rows: its loss agrees to the printed 5 digits. After that the runs agree
+    to float rounding grown through AdamW (the distributed sums run in another order; measured here: at most 1.2e-3
+    relative over 4 steps), so later steps are compared at 5e-3. AdamW's updates do not scale with the gradient, so
+    this shows that the distributed run trains like the single one, not that the two gradients are equal to the bit.
+    """
     rows = 4 * 5  # 4 photos x 5 English captions
     single = finetune_open_clip(_config(tiny_weights, max_photos=4, batch_size=rows, epochs=4), tmp_path / "one",
                                 data_root=shared_data)
@@ -87,7 +93,8 @@ def test_two_torchrun_processes_follow_the_single_process_loss(shared_data, tiny
                                 tmp_path / "two", data_root=shared_data)
     assert len(single.losses) == len(double.losses) == 4
     assert double.manifest["command"][1:3] == ["-m", "torch.distributed.run"]
-    assert double.losses == pytest.approx(single.losses, rel=2e-4)  # the log prints 5 significant digits
+    assert double.losses[0] == pytest.approx(single.losses[0], rel=2e-4)  # the log prints 5 significant digits
+    assert double.losses == pytest.approx(single.losses, rel=5e-3)
     assert single.losses[-1] < single.losses[0]
 
 
