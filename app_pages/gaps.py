@@ -10,11 +10,11 @@ from csr_core import viz
 from csr_core.dashboard_state import Param, pick
 from csr_core.errors import CSRError
 from csr_core.gap_views import GapView, default_series, gap_view
-from csr_core.languages import DEFAULT_GROUPS, base_lang, parse_group_overrides
+from csr_core.languages import DEFAULT_GROUPS, DISTANCE_KINDS, base_lang, parse_group_overrides
 from app_pages._ui import (empty_results_message, load_ranks, load_rows, load_runs, publish_to_url, remember,
                            restore, seed_from_url, show_chart, valid_choice, with_series)
 
-KINDS = ("genetic", "syntactic", "featural", "phonological", "inventory", "geographic")
+KINDS = DISTANCE_KINDS
 KEYS = ("gp_dataset", "gp_direction", "gp_k", "gp_kind", "gp_series", "gp_grouping", "gp_threshold", "gp_overrides",
         "gp_pair_series")
 SCHEMA = {"dataset": Param("str", ""), "direction": Param("str", "t2i", ("t2i", "i2t")), "k": Param("int", 10, lo=1),

@@ -16,10 +16,10 @@ import math
 
 NAME = "gaps"
 HELP = "gap to English vs typology, close vs distant, and language pairs of a stored run"
-KINDS = ("genetic", "syntactic", "featural", "phonological", "inventory", "geographic")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from csr_core.languages import DISTANCE_KINDS
     which = parser.add_mutually_exclusive_group(required=True)
     which.add_argument("--summary", metavar="FILE", help="write the close-vs-distant summary of the shipped runs as "
                        "markdown (results/distant-languages.md)")
@@ -28,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", default=None, help="with --model: only runs on this dataset")
     parser.add_argument("--direction", default="t2i", choices=("t2i", "i2t"), help="monolingual direction (t2i)")
     parser.add_argument("--k", type=int, default=10, help="recall cut-off (10)")
-    parser.add_argument("--kind", default="genetic", choices=KINDS, help="URIEL distance (genetic)")
+    parser.add_argument("--kind", default="genetic", choices=DISTANCE_KINDS, help="URIEL distance (genetic)")
     parser.add_argument("--threshold", type=float, default=None,
                         help="group by URIEL distance from English (<= close) instead of the default groups")
     parser.add_argument("--groups", default="", help="overrides, e.g. 'cs=close,pl=between'")
