@@ -9,13 +9,14 @@ reader opens. The temp file is removed on any failure.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import gzip
 import hashlib
 import os
 import zlib
 import tempfile
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from csr_core.errors import DataError
 
@@ -40,6 +41,25 @@ def atomic_write(target: str | os.PathLike, write: Callable[[Path], object], *, 
         if tmp.exists():
             tmp.unlink()
     return target
+
+
+@contextlib.contextmanager
+def atomic_dir(target: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temp folder beside `target`; on success it is renamed to `target` (which must not exist yet, or is
+    replaced when it is an older copy), on failure removed -- so a reader never sees half a folder."""
+    import shutil
+
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    try:
+        yield tmp
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def atomic_write_bytes(target: str | os.PathLike, data: bytes, **kwargs) -> Path:

