@@ -14,7 +14,7 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	touch $@
 
-$(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt requirements-test.txt requirements-ray.txt requirements-browser.txt
+$(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt requirements-test.txt requirements-train.txt requirements-ray.txt requirements-browser.txt
 	$(PY) -m pip install -r requirements-dev.txt
 	touch $@
 

@@ -11,6 +11,7 @@ import pytest
 from csr_core.encoders.base import Encoder
 from csr_core.encoders.registry import load_encoder
 from csr_core.errors import CancelledError, ModelError
+from testsupport import build_tiny_clip
 
 TEXTS = [
     "the dog runs on the beach",
@@ -21,35 +22,6 @@ TEXTS = [
     "",
 ]
 WORDS = ["a", "dog", "the", "runs", "on", "beach", "two", "dogs", "play", "in", "snow", "man", "woman"]
-
-
-def _bytes_to_unicode() -> list[str]:
-    """GPT-2/CLIP byte-level alphabet: every byte maps to a printable character."""
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return [chr(c) for c in cs]
-
-
-def _tiny_clip_tokenizer():
-    """A real byte-level BPE CLIPTokenizer with a tiny vocab: every byte, its end-of-word form, a few merges."""
-    from transformers import CLIPTokenizer
-
-    chars = _bytes_to_unicode()
-    vocab: dict[str, int] = {}
-    for c in chars + [c + "</w>" for c in chars]:
-        vocab[c] = len(vocab)
-    merges = [("d", "o"), ("do", "g</w>"), ("t", "h"), ("th", "e</w>"), ("o", "n</w>")]
-    for a, b in merges:
-        vocab[a + b] = len(vocab)
-    vocab["<|startoftext|>"] = len(vocab)
-    vocab["<|endoftext|>"] = len(vocab)
-    return CLIPTokenizer(vocab=vocab, merges=merges), vocab
 
 
 def _tiny_bert_tokenizer(folder: Path):
@@ -64,26 +36,7 @@ def _tiny_bert_tokenizer(folder: Path):
 
 @pytest.fixture(scope="module")
 def clip_dir(tmp_path_factory) -> Path:
-    import torch
-    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel
-
-    folder = tmp_path_factory.mktemp("tiny-hf-clip")
-    tok, vocab = _tiny_clip_tokenizer()
-    eos = vocab["<|endoftext|>"]
-    cfg = CLIPConfig(
-        text_config=dict(vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=2, max_position_embeddings=77,
-                         bos_token_id=vocab["<|startoftext|>"], eos_token_id=eos, pad_token_id=eos),
-        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-                           image_size=32, patch_size=8),
-        projection_dim=16,
-    )
-    with torch.random.fork_rng():  # seeded init without touching the caller's global RNG state
-        torch.manual_seed(0)
-        CLIPModel(cfg).save_pretrained(folder)
-    tok.save_pretrained(folder)
-    CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(folder)
-    return folder
+    return build_tiny_clip(tmp_path_factory.mktemp("tiny-hf-clip"))
 
 
 @pytest.fixture(scope="module")

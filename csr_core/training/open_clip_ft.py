@@ -103,26 +103,39 @@ def _base_model(model: str) -> tuple[list[str], list[str], str]:
                      "(hf-hub:, local-dir:) are not supported here — download the checkpoint and name it ARCH@file")
 
 
-def write_training_csv(config: OpenClipTrainConfig, path: Path, *, data_root=None) -> dict[str, Any]:
-    """The arm's caption pools as open_clip_train's CSV (one row per caption variant); returns the data facts."""
+@dataclass(frozen=True)
+class ArmCaptions:
+    """One arm's training rows: (photo file, caption) per caption variant, and the data facts a manifest records."""
+
+    rows: list[tuple[Path, str]]
+    image_ids: list[str]
+    facts: dict[str, Any]  # training_images (checked disjoint from test), the dataset's split hashes
+
+
+def arm_captions(dataset: str, arm: str, variants: int, max_photos: int | None, *, data_root=None) -> ArmCaptions:
+    """The arm's caption pools for the training photos (the pools csr-mini trains on), one row per variant; shared by
+    every trainer (open_clip_train's CSV, the transformers trainer) so all of them see the same data for an arm."""
     from csr_core.finetune import _load_split, _subset_rows, arm_pools
     from csr_core.training.data import check_no_test_photos
 
-    train = _load_split("train", config.dataset, data_root)
+    train = _load_split("train", dataset, data_root)
     if train.image_paths is None:
-        raise CSRError(f"{config.dataset}: the training photos are not here; open_clip fine-tuning needs them")
-    rows = _subset_rows(len(train), config.max_photos, 0)
-    pools = arm_pools(config.arm, train, config.variants)
-    ids = [train.image_ids[i] for i in rows]
-    facts = check_no_test_photos(ids, config.dataset, data_root)
-    lines = ["filepath\ttitle"]
-    for i in rows:
-        for caption in pools[i]:
-            text = " ".join(str(caption).split())  # one line, no tabs: the CSV is tab-separated
-            lines.append(f"{Path(train.image_paths[i]).resolve()}\t{text}")
-    body = "\n".join(lines) + "\n"
+        raise CSRError(f"{dataset}: the training photos are not here; fine-tuning a full model needs them")
+    chosen = _subset_rows(len(train), max_photos, 0)
+    pools = arm_pools(arm, train, variants)
+    ids = [train.image_ids[i] for i in chosen]
+    facts = check_no_test_photos(ids, dataset, data_root)
+    rows = [(Path(train.image_paths[i]).resolve(), " ".join(str(caption).split())) for i in chosen for caption in pools[i]]
+    return ArmCaptions(rows, ids, facts)
+
+
+def write_training_csv(config: OpenClipTrainConfig, path: Path, *, data_root=None) -> dict[str, Any]:
+    """The arm's caption pools as open_clip_train's CSV (one row per caption variant); returns the data facts."""
+    data = arm_captions(config.dataset, config.arm, config.variants, config.max_photos, data_root=data_root)
+    # one line per row, no tabs (the CSV is tab-separated): arm_captions already collapsed all whitespace
+    body = "filepath\ttitle\n" + "".join(f"{image}\t{text}\n" for image, text in data.rows)
     _io.atomic_write_text(path, body)
-    return {"training_images": facts, "training_image_ids": ids, "captions": len(lines) - 1,
+    return {"training_images": data.facts, "training_image_ids": data.image_ids, "captions": len(data.rows),
             "data_sha256": hashlib.sha256(body.encode("utf-8")).hexdigest()}
 
 
