@@ -19,7 +19,7 @@ pytest.importorskip("accelerate")
 
 from csr_core.errors import CSRError, DataError  # noqa: E402
 from csr_core.training.hf_ft import FORMAT, MANIFEST, HFTrainConfig, finetune_hf, read_manifest  # noqa: E402
-from testsupport import build_tiny_clip  # noqa: E402
+from testsupport import build_tiny_blip, build_tiny_clip  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -27,8 +27,8 @@ def tiny_clip(tmp_path_factory) -> Path:
     return build_tiny_clip(tmp_path_factory.mktemp("tiny-clip"))
 
 
-def _config(model: Path, **fields) -> HFTrainConfig:
-    base = dict(model=f"hf:{model}", arm="mlcs-de-fr-cs", epochs=3, batch_size=16, lr=1e-3, warmup=0, max_photos=16)
+def _config(model: Path, kind: str = "hf", **fields) -> HFTrainConfig:
+    base = dict(model=f"{kind}:{model}", arm="mlcs-de-fr-cs", epochs=3, batch_size=16, lr=1e-3, warmup=0, max_photos=16)
     return HFTrainConfig(**(base | fields))
 
 
@@ -80,6 +80,25 @@ def test_unlocked_image_tower_trains_too(shared_data, tiny_clip, tmp_path):
     outcome = finetune_hf(_config(tiny_clip, mode="lora", lock_image=False, epochs=1), tmp_path, data_root=shared_data)
     before, after = _weights(tiny_clip), _weights(outcome.folder)
     assert any(k.startswith("vision_model.") and not torch.equal(before[k], after[k]) for k in before)
+
+
+@pytest.mark.parametrize("mode", ["lora", "full"])
+def test_blip_trains_its_itc_text_side(mode, shared_data, tmp_path):
+    """BLIP: LoRA adapts the text encoder's self-attention query/value; full trains the text encoder and text_proj
+    but never the cross-attention layers the ITC embedding does not run; the image side stays frozen."""
+    (tmp_path / "blip").mkdir()
+    blip = build_tiny_blip(tmp_path / "blip")
+    outcome = finetune_hf(_config(blip, "blip", mode=mode, epochs=2), tmp_path / "models",
+                          data_root=shared_data)
+    assert outcome.model_name.startswith("blip:")
+    before, after = _weights(blip), _weights(outcome.folder)
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed and all(k.startswith(("text_encoder.", "text_proj.")) for k in changed)
+    assert not any(".crossattention." in k for k in changed)
+    if mode == "lora":
+        assert all(k.endswith(("attention.self.query.weight", "attention.self.value.weight")) for k in changed)
+    else:
+        assert any(k.startswith("text_proj.") for k in changed)
 
 
 def test_two_torchrun_processes_follow_the_single_process_loss(shared_data, tiny_clip, tmp_path):

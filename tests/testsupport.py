@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -64,4 +65,42 @@ def build_tiny_clip(folder):
         CLIPModel(cfg).save_pretrained(folder)
     tok.save_pretrained(folder)
     CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(folder)
+    return folder
+
+
+WORDS = ['a', 'dog', 'the', 'runs', 'on', 'beach', 'two', 'dogs', 'play', 'in', 'snow', 'man', 'woman']
+
+
+def _tiny_bert_tokenizer(folder: Path):
+    from transformers import BertTokenizer
+
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *letters, *("##" + c for c in letters), *WORDS]
+    vocab = list(dict.fromkeys(vocab))
+    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    return BertTokenizer(vocab_file=str(folder / "vocab.txt")), len(vocab)
+
+
+def build_tiny_blip(folder):
+    """A real transformers BlipForImageTextRetrieval (2 layers, 32-d, seeded init), its tiny WordPiece tokenizer and
+    image processor, saved into `folder`."""
+    import torch
+    from transformers import BlipConfig, BlipForImageTextRetrieval, BlipImageProcessor
+
+    tok, n_vocab = _tiny_bert_tokenizer(folder)
+    cfg = BlipConfig(
+        text_config=dict(vocab_size=n_vocab, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=2, max_position_embeddings=64, encoder_hidden_size=32,
+                         pad_token_id=0, bos_token_id=2, sep_token_id=3),
+        # BLIP's vision default initializer_range is 1e-10 (near-zero weights: every image would look alike)
+        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                           image_size=32, patch_size=8, initializer_range=0.02),
+        image_text_hidden_size=16,
+        projection_dim=16,
+    )
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        BlipForImageTextRetrieval(cfg).save_pretrained(folder)
+    tok.save_pretrained(folder)
+    BlipImageProcessor(size={"height": 32, "width": 32}).save_pretrained(folder)
     return folder

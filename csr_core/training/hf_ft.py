@@ -139,7 +139,9 @@ def prepare_model(encoder, config: HFTrainConfig):
     else:
         prefixes = _TEXT_PARAMS[config.kind] + (() if config.lock_image else _IMAGE_PARAMS[config.kind])
         for name, p in model.named_parameters():
-            if name.startswith(prefixes):
+            # BLIP's text encoder carries cross-attention layers its ITC embedding never runs: training them would
+            # leave parameters without gradients (which DDP refuses)
+            if name.startswith(prefixes) and ".crossattention." not in name:
                 p.requires_grad_(True)
     trainable = [n for n, p in model.named_parameters() if p.requires_grad]
     if not trainable:
