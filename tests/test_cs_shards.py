@@ -1,4 +1,4 @@
-"""Code-switching training data at scale (csr_core/cs_shards.py, `codeswitch --shards/--table`).
+"""Code-switching training data at scale (csr_core/cs_shards/, `codeswitch --shards/--table`).
 
 Real Flickr8k photos and captions (or the synthetic set) are packed into webdataset shards and caption tables in
 the img2dataset / open_clip layouts, switched, and read back by open_clip_train's own loaders (`get_wds_dataset`,
@@ -199,7 +199,7 @@ def test_output_shard_members_and_sidecars(shards, switcher, job, tmp_path):
 
 def test_tar_writer_keeps_folders_long_and_unicode_names(tmp_path):
 
-    from csr_core.cs_shards import _TarWriter
+    from csr_core.cs_shards.tar import _TarWriter
 
     long_name = "d/" + "x" * 120 + ".txt"
     folder = tarfile.TarInfo("d")

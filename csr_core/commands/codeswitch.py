@@ -12,7 +12,7 @@ Without --lexicon the MUSE EN->X dictionaries are read from the data folder (mus
 Adjacent Chinese/Japanese replacements are joined without a space; Arabic is written as the lexicon spells it (no
 bidi control characters). The summary on stderr gives each language's switch ratio and lexicon coverage.
 
-Training data at scale (csr_core/cs_shards.py): webdataset tar shards (img2dataset layout) and caption tables,
+Training data at scale (csr_core/cs_shards/): webdataset tar shards (img2dataset layout) and caption tables,
 streamed in constant memory, over several processes (--workers) or a Ray cluster (--ray):
   python -m csr_core codeswitch --langs de,fr --mode ml --shards 'cc3m/{00000..00331}.tar' --out-dir cc3m-mlcs \
       --workers 8
