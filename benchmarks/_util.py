@@ -11,6 +11,7 @@ import json
 import os
 import resource
 import subprocess
+import threading
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -168,3 +169,23 @@ def fmt_ratio(a: float, b: float) -> str:
 
 def dump_json(path: Path, obj) -> None:
     path.write_text(json.dumps(obj, indent=2, default=str))
+
+
+def gpu_peak_sampler(enabled: bool) -> tuple[threading.Event, list[float]]:
+    """Sample the GPUs' used memory with nvidia-smi every 0.2 s until the event is set; peak[0] holds the MiB peak
+    (stays 0 when disabled or without nvidia-smi)."""
+    stop, peak = threading.Event(), [0.0]
+
+    def sample() -> None:
+        while not stop.is_set():
+            try:
+                out = subprocess.run(["nvidia-smi", "--query-gpu=memory.used", "--format=csv,noheader,nounits"],
+                                     capture_output=True, text=True, timeout=5).stdout
+                peak[0] = max([peak[0]] + [float(v) for v in out.split()])
+            except (OSError, ValueError, subprocess.SubprocessError):
+                return
+            stop.wait(0.2)
+
+    if enabled:
+        threading.Thread(target=sample, daemon=True).start()
+    return stop, peak

@@ -19,11 +19,10 @@ import os
 import subprocess
 import sys
 import tempfile
-import threading
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _util import REPO, run_child  # noqa: E402
+from _util import REPO, gpu_peak_sampler, run_child  # noqa: E402
 
 _BUILD = """
 import sys, torch
@@ -44,17 +43,6 @@ else:
     tok.save_pretrained(folder)
     CLIPImageProcessor().save_pretrained(folder)
 """
-
-
-def _gpu_peak(stop: threading.Event, peak: list[float]) -> None:
-    while not stop.is_set():
-        try:
-            out = subprocess.run(["nvidia-smi", "--query-gpu=memory.used", "--format=csv,noheader,nounits"],
-                                 capture_output=True, text=True, timeout=5).stdout
-            peak[0] = max([peak[0]] + [float(v) for v in out.split()])
-        except (OSError, ValueError, subprocess.SubprocessError):
-            return
-        stop.wait(0.2)
 
 
 def main() -> int:
@@ -85,10 +73,7 @@ def main() -> int:
                    "--arm", args.arm, "--epochs", str(args.epochs), "--max-photos", str(args.photos),
                    "--batch-size", str(args.batch // nproc), "--nproc", str(nproc), "--out", str(out), "--quiet",
                    "--precision", {"no": "fp32", "fp16": "amp", "bf16": "amp_bf16"}[args.precision]]
-            stop, peak = threading.Event(), [0.0]
-            sampler = threading.Thread(target=_gpu_peak, args=(stop, peak), daemon=True) if args.gpu else None
-            if sampler:
-                sampler.start()
+            stop, peak = gpu_peak_sampler(args.gpu)
             child = run_child(f"{mode}-{nproc}", cmd, env=env, cwd=REPO, log_dir=work)
             stop.set()
             if child.rc != 0:

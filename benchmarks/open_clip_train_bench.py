@@ -16,28 +16,15 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import subprocess
 import sys
 import tempfile
-import threading
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _util import REPO, make_open_clip_checkpoint, run_child  # noqa: E402
+from _util import REPO, gpu_peak_sampler, make_open_clip_checkpoint, run_child  # noqa: E402
 
 TINY = REPO / "tests" / "assets" / "csr-test-tiny-vit.json"
 _STEP = re.compile(r"Batch \(t\): ([0-9.]+), ([0-9.e+]+)/s")
-
-
-def _gpu_peak(stop: threading.Event, peak: list[float]) -> None:
-    while not stop.is_set():
-        try:
-            out = subprocess.run(["nvidia-smi", "--query-gpu=memory.used", "--format=csv,noheader,nounits"],
-                                 capture_output=True, text=True, timeout=5).stdout
-            peak[0] = max([peak[0]] + [float(v) for v in out.split()])
-        except (OSError, ValueError, subprocess.SubprocessError):
-            return
-        stop.wait(0.2)
 
 
 def main() -> int:
@@ -70,10 +57,7 @@ def main() -> int:
                "--nproc", str(nproc), "--precision", args.precision, "--out", str(out), "--quiet"]
         if args.unlock_image:
             cmd.append("--no-lock-image")
-        stop, peak = threading.Event(), [0.0]
-        sampler = threading.Thread(target=_gpu_peak, args=(stop, peak), daemon=True) if args.gpu else None
-        if sampler:
-            sampler.start()
+        stop, peak = gpu_peak_sampler(args.gpu)
         child = run_child(f"nproc{nproc}", cmd, env=env, cwd=REPO, log_dir=work)
         stop.set()
         if child.rc != 0:

@@ -17,9 +17,9 @@ import torch
 pytest.importorskip("peft")
 pytest.importorskip("accelerate")
 
-from csr_core.errors import CSRError, DataError  # noqa: E402
+from csr_core.errors import CSRError  # noqa: E402
 from csr_core.training.hf_ft import FORMAT, MANIFEST, HFTrainConfig, finetune_hf, read_manifest  # noqa: E402
-from testsupport import build_tiny_blip, build_tiny_clip  # noqa: E402
+from testsupport import assert_evaluates_and_guards_training_photos, build_tiny_blip, build_tiny_clip  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -43,8 +43,6 @@ def test_fine_tuning_trains_the_text_tower_registers_a_model_and_eval_guards_it(
                                                                                  tmp_path):
     from csr_core.datasets import split_image_ids
     from csr_core.encoders.registry import load_encoder
-    from csr_core.evaluate import EvalConfig, run_evaluation
-    from csr_core.results import ResultsStore
 
     outcome = finetune_hf(_config(tiny_clip, mode=mode), tmp_path / "models", data_root=shared_data)
     losses = outcome.losses
@@ -67,13 +65,7 @@ def test_fine_tuning_trains_the_text_tower_registers_a_model_and_eval_guards_it(
 
     encoder = load_encoder(outcome.model_name, device="cpu")
     assert sorted(encoder.training_image_ids) == sorted(manifest["training_image_ids"])
-    store = ResultsStore(tmp_path / "results")
-    run = run_evaluation(EvalConfig(model=outcome.model_name, dataset="flickr8k-multi30k", split="test",
-                                    langs=("en", "de"), max_images=10, n_resamples=50), store=store)
-    assert set(run.rows["query_lang"]) >= {"en", "de"}
-    with pytest.raises(DataError, match="training"):
-        run_evaluation(EvalConfig(model=outcome.model_name, dataset="flickr8k-multi30k", split="train",
-                                  langs=("en",), max_images=40, n_resamples=50), store=store)
+    assert_evaluates_and_guards_training_photos(outcome.model_name, tmp_path / "results")
 
 
 def test_unlocked_image_tower_trains_too(shared_data, tiny_clip, tmp_path):

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from csr_core.errors import CSRError, DataError
+from csr_core.errors import CSRError
+from testsupport import assert_evaluates_and_guards_training_photos
 from csr_core.training.open_clip_ft import FORMAT, OpenClipTrainConfig, finetune_open_clip, read_manifest
 
 TINY = Path(__file__).parent / "assets" / "csr-test-tiny-vit.json"
@@ -46,8 +47,6 @@ def _config(weights: Path, **fields) -> OpenClipTrainConfig:
 def test_code_switched_fine_tuning_registers_a_checkpoint_that_eval_resolves_and_guards(shared_data, tiny_weights,
                                                                                     tmp_path):
     from csr_core.datasets import split_image_ids
-    from csr_core.evaluate import EvalConfig, run_evaluation
-    from csr_core.results import ResultsStore
 
     outcome = finetune_open_clip(_config(tiny_weights, arm="mlcs-de-fr-cs"), tmp_path / "models",
                                  data_root=shared_data)
@@ -68,13 +67,7 @@ def test_code_switched_fine_tuning_registers_a_checkpoint_that_eval_resolves_and
     titles = [line.split("\t", 1)[1] for line in csv.splitlines()[1:]]
     assert sum(t not in english for t in titles) > len(titles) // 2
 
-    store = ResultsStore(tmp_path / "results")
-    run = run_evaluation(EvalConfig(model=outcome.model_name, dataset="flickr8k-multi30k", split="test",
-                                    langs=("en", "de"), max_images=10, n_resamples=50), store=store)
-    assert set(run.rows["query_lang"]) >= {"en", "de"}
-    with pytest.raises(DataError, match="training"):
-        run_evaluation(EvalConfig(model=outcome.model_name, dataset="flickr8k-multi30k", split="train",
-                                  langs=("en",), max_images=40, n_resamples=50), store=store)
+    assert_evaluates_and_guards_training_photos(outcome.model_name, tmp_path / "results")
 
 
 def test_two_torchrun_processes_follow_the_single_process_loss(shared_data, tiny_weights, tmp_path):

@@ -104,3 +104,19 @@ def build_tiny_blip(folder):
     tok.save_pretrained(folder)
     BlipImageProcessor(size={"height": 32, "width": 32}).save_pretrained(folder)
     return folder
+
+
+def assert_evaluates_and_guards_training_photos(model_name: str, results_dir: Path) -> None:
+    """A fine-tuned model resolves by the name its trainer printed and evaluates on the test photos; the leakage guard
+    refuses the training split, whose photos it was trained on."""
+    from csr_core.errors import DataError
+    from csr_core.evaluate import EvalConfig, run_evaluation
+    from csr_core.results import ResultsStore
+
+    store = ResultsStore(results_dir)
+    run = run_evaluation(EvalConfig(model=model_name, dataset="flickr8k-multi30k", split="test", langs=("en", "de"),
+                                    max_images=10, n_resamples=50), store=store)
+    assert set(run.rows["query_lang"]) >= {"en", "de"}
+    with pytest.raises(DataError, match="training"):
+        run_evaluation(EvalConfig(model=model_name, dataset="flickr8k-multi30k", split="train", langs=("en",),
+                                  max_images=40, n_resamples=50), store=store)
