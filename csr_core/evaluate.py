@@ -49,6 +49,8 @@ class EvalConfig:
     allow_leakage: bool = False
     n_resamples: int = 1000
     dataset_options: dict = field(default_factory=dict)
+    #: the run set this run belongs to ("" for a user's own runs; the experiment writes its design's name)
+    run_set: str = ""
 
     def __post_init__(self) -> None:
         self.langs = tuple(self.langs)
@@ -77,7 +79,11 @@ class EvalConfig:
                             "to evaluate every photo")
 
     def params(self) -> dict:
-        return {key: (list(value) if isinstance(value, tuple) else value) for key, value in asdict(self).items()}
+        """What the manifest records; an empty run set is left out, so runs made before run sets keep their key."""
+        out = {key: (list(value) if isinstance(value, tuple) else value) for key, value in asdict(self).items()}
+        if not out["run_set"]:
+            del out["run_set"]
+        return out
 
 
 @dataclass

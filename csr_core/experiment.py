@@ -28,7 +28,8 @@ from typing import Any, Callable, Sequence
 
 from csr_core import _io
 from csr_core.errors import CSRError
-from csr_core.finetune import ALL_ARMS, TrainConfig, finetune, model_name, save_heads
+from csr_core.finetune import DESIGN_ARMS, TrainConfig, finetune, model_name, save_heads
+from csr_core.training.arms import V1_ARMS as ALL_V1_ARMS
 from csr_core.settings import check_settings
 
 TEST_LANGS: tuple[str, ...] = ("en", "de", "fr", "cs")
@@ -41,12 +42,40 @@ TRAINING_LOG = "training_log.json"
 LogFn = Callable[[str], None]
 
 
+@dataclass(frozen=True)
+class Design:
+    """One experiment's declared grid and evaluation: what its run set holds (recorded in every run's params)."""
+
+    run_set: str
+    arms: tuple[str, ...]
+    seeds: tuple[int, ...]
+    test_langs: tuple[str, ...]
+    settings: tuple[str, ...]
+    cs_langs: tuple[str, ...]
+    switching: str  # the trainer's switching for code-switched arms
+    variants: dict[str, int]  # switched variants (the dynamic bank) per text tower
+    xtd_seeds: tuple[int, ...] | None  # seeds evaluated on XTD10 text too (None: all)
+    ship_seeds: tuple[int, ...]
+
+
+DESIGNS: dict[str, Design] = {
+    # the first experiment: the shipped heads (seed 0) and their runs, made before run sets existed (run_set "")
+    "experiment-1": Design("", ALL_V1_ARMS, (0, 1, 2), TEST_LANGS, TEST_SETTINGS, ("de", "fr", "cs"), "static",
+                           {"minilm": 1, "e5": 1}, None, (0,)),
+    # close vs distant: five languages, five seeds whose switching draws differ, dynamic switching
+    "experiment-2": Design("experiment-2", DESIGN_ARMS, (0, 1, 2, 3, 4), ("en", "de", "fr", "pt", "cs", "zh", "ar"),
+                           check_settings(("monolingual", "multilingual", "cs-queries")),
+                           ("de", "fr", "pt", "zh", "ar"), "dynamic", {"minilm": 2, "e5": 1}, (0,), ()),
+}
+DEFAULT_DESIGN = "experiment-2"
+
+
 @dataclass
 class ExperimentConfig:
-    """The grid and the evaluation choices (recorded in the training log)."""
+    """The grid and the evaluation choices (recorded in the training log); `from_design` fills them."""
 
     towers: Sequence[str] = ("minilm", "e5")
-    arms: Sequence[str] = ALL_ARMS
+    arms: Sequence[str] = ALL_V1_ARMS
     seeds: Sequence[int] = (0, 1, 2)
     ship_seeds: Sequence[int] = (0,)
     heads_dir: str | None = None
@@ -57,6 +86,33 @@ class ExperimentConfig:
     train: dict = field(default_factory=dict)
     skip_existing: bool = True
     evaluate: bool = True
+    test_langs: Sequence[str] = TEST_LANGS
+    settings: Sequence[str] = TEST_SETTINGS
+    cs_langs: Sequence[str] = ("de", "fr", "cs")
+    xtd_seeds: Sequence[int] | None = None
+    run_set: str = ""
+    variants: dict[str, int] = field(default_factory=dict)  # per tower; empty: the trainer's default
+    log_path: str | None = None  # the training log (default: <heads_dir>/training_log.json)
+
+    @classmethod
+    def from_design(cls, name: str = DEFAULT_DESIGN, **overrides: Any) -> "ExperimentConfig":
+        if name not in DESIGNS:
+            raise CSRError(f"unknown experiment design {name!r}; choose {', '.join(DESIGNS)}")
+        d = DESIGNS[name]
+        base: dict[str, Any] = dict(arms=d.arms, seeds=d.seeds, ship_seeds=d.ship_seeds, test_langs=d.test_langs,
+                                    settings=d.settings, cs_langs=d.cs_langs, xtd_seeds=d.xtd_seeds, run_set=d.run_set,
+                                    variants=dict(d.variants), train={"switching": d.switching})
+        return cls(**(base | {k: v for k, v in overrides.items() if v is not None}))
+
+    def training_log_path(self) -> Path:
+        """The training log: given, else `<results>/<run set>/training_log.json`, else the heads folder's."""
+        if self.log_path:
+            return Path(self.log_path)
+        if self.run_set:
+            from csr_core.paths import results_dir
+
+            return (Path(self.results_dir) if self.results_dir else results_dir()) / self.run_set / TRAINING_LOG
+        return _heads_dir(self) / TRAINING_LOG
 
 
 def _store(results_dir):
@@ -72,17 +128,18 @@ def _heads_dir(cfg: ExperimentConfig) -> Path:
 
 
 def eval_configs(tower: str, arm: str, seed: int, cfg: ExperimentConfig):
-    """The two evaluations of one trained model: the test photos and XTD10 text."""
+    """The evaluations of one trained model: the test photos, and XTD10 text for the seeds `xtd_seeds` names."""
     from csr_core.evaluate import EvalConfig
 
     name = model_name(tower, arm, seed)
-    settings = tuple(s for s in TEST_SETTINGS if s != "cs-queries" or seed in cfg.cs_query_seeds)
-    test = EvalConfig(model=name, dataset="flickr8k-multi30k", split="test", langs=TEST_LANGS,
-                      settings=settings, seed=seed, cs_ps=tuple(cfg.cs_ps), cs_langs=("de", "fr", "cs"),
-                      train_arm=arm)
-    xtd = EvalConfig(model=name, dataset="xtd10", split="test", langs=XTD_LANGS, settings=("cross",), seed=seed,
-                     max_images=cfg.xtd_max, train_arm=arm)
-    return test, xtd
+    settings = tuple(s for s in cfg.settings if s != "cs-queries" or seed in cfg.cs_query_seeds)
+    configs = [EvalConfig(model=name, dataset="flickr8k-multi30k", split="test", langs=tuple(cfg.test_langs),
+                          settings=settings, seed=seed, cs_ps=tuple(cfg.cs_ps), cs_langs=tuple(cfg.cs_langs),
+                          train_arm=arm, run_set=cfg.run_set)]
+    if cfg.xtd_seeds is None or seed in cfg.xtd_seeds:
+        configs.append(EvalConfig(model=name, dataset="xtd10", split="test", langs=XTD_LANGS, settings=("cross",),
+                                  seed=seed, max_images=cfg.xtd_max, train_arm=arm, run_set=cfg.run_set))
+    return tuple(configs)
 
 
 def _existing_run(store, config, fingerprint: str) -> str | None:
@@ -143,6 +200,23 @@ def _update_log(path: Path, key: str, entry: dict) -> None:
         _io.atomic_write_text(path, json.dumps(dict(sorted(data.items())), indent=1, sort_keys=True))
 
 
+def _finished_entry(cfg: ExperimentConfig, key: str, store) -> dict | None:
+    """The log entry of a (tower, arm, seed) whose every evaluation is in the store (resuming skips its training)."""
+    path = cfg.training_log_path()
+    if not path.is_file():
+        return None
+    entry = json.loads(path.read_text()).get(key)
+    if not entry or entry.get("run_set", "") != cfg.run_set:
+        return None
+    tower, arm, seed = key.split("/")[0], entry["arm"], int(entry["seed"])
+    wanted = {c.dataset for c in eval_configs(tower, arm, seed, cfg)} if cfg.evaluate else set()
+    stored = {m["run_id"] for m in store.runs()}
+    runs = entry.get("runs", {})
+    if not wanted <= set(runs) or not all(runs[d] in stored for d in wanted):
+        return None
+    return entry
+
+
 def run_one(tower: str, arm: str, seed: int, cfg: ExperimentConfig, *, store=None, datasets=None,
             log: LogFn | None = None) -> dict:
     """Train one (tower, arm, seed), evaluate it, ship heads when `seed in ship_seeds`; returns its log entry."""
@@ -151,8 +225,14 @@ def run_one(tower: str, arm: str, seed: int, cfg: ExperimentConfig, *, store=Non
 
     log = log or print
     store = store or _store(cfg.results_dir)
+    key = f"{tower}/{arm}/s{seed}"
+    done = _finished_entry(cfg, key, store) if cfg.skip_existing else None
+    if done is not None:
+        log(f"{done['model']}: already trained and evaluated ({', '.join(done['runs'].values())}); skipped")
+        return done
     t0 = time.perf_counter()
-    train_cfg = TrainConfig(tower=tower, arm=arm, seed=seed, **cfg.train)
+    tower_variants = {"variants": cfg.variants[tower]} if tower in cfg.variants else {}
+    train_cfg = TrainConfig(tower=tower, arm=arm, seed=seed, **(tower_variants | cfg.train))
     outcome = finetune(train_cfg)
     train_s = time.perf_counter() - t0
     encoder = outcome.encoder
@@ -161,6 +241,8 @@ def run_one(tower: str, arm: str, seed: int, cfg: ExperimentConfig, *, store=Non
         "steps_run": outcome.result.steps_run, "val_mean_recall_en": round(outcome.result.best_val, 3),
         "temperature": round(outcome.result.heads.temperature, 5),
         "train_s": round(train_s, 1), "heads_fingerprint": encoder.fingerprint, "runs": {},
+        "run_set": cfg.run_set, "switching": train_cfg.switching, "variants": train_cfg.variants,
+        "cs_seed": train_cfg.cs_seed,
     }
     if cfg.evaluate:
         datasets = datasets or _datasets()
@@ -185,7 +267,7 @@ def run_one(tower: str, arm: str, seed: int, cfg: ExperimentConfig, *, store=Non
         path = save_heads(outcome.result, _heads_dir(cfg), extra=extra)
         entry["heads_file"] = path.name
     entry["total_s"] = round(time.perf_counter() - t0, 1)
-    _update_log(_heads_dir(cfg) / TRAINING_LOG, f"{tower}/{arm}/s{seed}", entry)
+    _update_log(cfg.training_log_path(), key, entry)
     log(f"{encoder.name}: best step {entry['best_step']}, val {entry['val_mean_recall_en']:.2f}, "
         f"train {train_s:.1f} s, total {entry['total_s']:.1f} s")
     return entry

@@ -35,12 +35,23 @@ from csr_core.encoders.csr_mini import (
 from csr_core.model_names import CsrMiniName
 from csr_core.errors import CSRError
 from csr_core.machine import machine_info
-from csr_core.training.arms import ALL_ARMS, MAIN_ARMS, SWEEP_ARMS, ArmSpec, arm_languages, build_pools, parse_arm
+from csr_core.training.arms import (
+    ALL_ARMS,
+    DESIGN_ARMS,
+    MAIN_ARMS,
+    SWEEP_ARMS,
+    ArmSpec,
+    arm_languages,
+    build_pool_views,
+    flatten_views,
+    parse_arm,
+)
 from csr_core.training.data import VAL_LANG, CaptionPools, TrainData, ValData, check_no_test_photos
 from csr_core.training.trainer import DEFAULT_VARIANTS, TrainConfig, TrainResult, train
 
 __all__ = [
     "ALL_ARMS",
+    "DESIGN_ARMS",
     "MAIN_ARMS",
     "SWEEP_ARMS",
     "DEFAULT_VARIANTS",
@@ -49,6 +60,7 @@ __all__ = [
     "FinetuneOutcome",
     "parse_arm",
     "arm_pools",
+    "arm_pool_views",
     "prepare_data",
     "train",
     "finetune",
@@ -72,14 +84,25 @@ def _load_split(split: str, dataset: str, data_root=None):
     return load_dataset(dataset, split=split, data_root=data_root, verify_images="exists")
 
 
-def arm_pools(arm: str | ArmSpec, train_set, variants: int) -> list[list[str]]:
-    """Caption pools of `arm` for the photos of `train_set` (lexicons: the MUSE files in the data folder)."""
+def arm_pool_views(arm: str | ArmSpec, train_set, variants: int, cs_seed: int = 0) -> list[list[list[str]]]:
+    """Caption pools of `arm` for the photos of `train_set`, one set per switched variant (lexicons: the MUSE files
+    in the data folder); `csr_core.training.arms.build_pool_views`."""
     from csr_core.lexicon import load_muse
 
     spec = parse_arm(arm) if isinstance(arm, str) else arm
     lexicons = {lang: load_muse(lang) for lang in arm_languages(spec)}
-    translations = {lang: train_set.captions[lang] for lang in spec.langs if lang in train_set.captions}
-    return build_pools(spec, train_set.captions["en"], translations, lexicons, variants=variants)
+    wanted = [spec.caption_lang(lang) for lang in spec.langs]
+    missing = [lang for lang in wanted if spec.kind == "translate" and lang not in train_set.captions]
+    if missing:
+        raise CSRError(f"arm {spec.name}: the training split has no {', '.join(missing)} captions")
+    translations = {lang: train_set.captions[lang] for lang in wanted if lang in train_set.captions}
+    return build_pool_views(spec, train_set.captions["en"], translations, lexicons, variants=variants,
+                            cs_seed=cs_seed)
+
+
+def arm_pools(arm: str | ArmSpec, train_set, variants: int, cs_seed: int = 0) -> list[list[str]]:
+    """Static pools (every variant in one pool per photo), e.g. for open_clip_train's CSV."""
+    return flatten_views(arm, arm_pool_views(arm, train_set, variants, cs_seed))
 
 
 def _subset_rows(n: int, k: int | None, seed: int) -> np.ndarray:
@@ -103,8 +126,10 @@ def prepare_data(config: TrainConfig, *, data_root=None, image_tower=None, text_
     image_ids = [train_set.image_ids[i] for i in rows]
     leakage = check_no_test_photos(image_ids, config.dataset, data_root)
     assert config.variants is not None  # TrainConfig fills it from the tower
-    pools_all = arm_pools(spec, train_set, config.variants)
-    pools = CaptionPools.from_lists([pools_all[i] for i in rows])
+    views = arm_pool_views(spec, train_set, config.variants, config.cs_seed or 0)
+    if config.switching == "static":
+        views = [flatten_views(spec, views)]
+    pools = CaptionPools.from_views([[view[i] for i in rows] for view in views])
     image_tower = image_tower or _shared_tower("image", "cpu")
     text_tower = text_tower or _shared_tower(config.tower, "cpu")
     need_text = (config.train_top_layers == 0) if need_text_features is None else need_text_features
@@ -124,6 +149,8 @@ def prepare_data(config: TrainConfig, *, data_root=None, image_tower=None, text_
         "arm_langs": list(spec.langs),
         "p": spec.p if spec.kind in ("cs", "dict") else 0.0,
         "variants": int(spec.variants or config.variants or 0) if spec.kind in ("cs", "dict") else 0,
+        "switching": config.switching if spec.switched else "none",
+        "cs_seed": int(config.cs_seed or 0) if spec.switched else None,
         "pools": pools.describe(),
         "training_images": leakage,
         "train_data_fingerprint": train_set.fingerprint,

@@ -25,11 +25,12 @@ PAIR_ARMS = ("en", "mlcs-de-fr-cs", "translate-train")
 
 
 def _distant_runs(store: ResultsStore) -> list[dict]:
-    """Newest flickr8k-multi30k run per model that evaluated zh and ar monolingually, in model order."""
+    """Newest flickr8k-multi30k run per model that evaluated zh and ar monolingually, in model order (runs outside
+    any experiment's run set: the second experiment reports its own)."""
     newest: dict[str, dict] = {}
     for manifest in store.runs():  # oldest first
         params = manifest.get("params") or {}
-        if (params.get("dataset") == "flickr8k-multi30k" and {"zh", "ar"} <= set(params.get("langs", ()))
+        if (not params.get("run_set") and params.get("dataset") == "flickr8k-multi30k" and {"zh", "ar"} <= set(params.get("langs", ()))
                 and "monolingual" in params.get("settings", ())):
             newest[str(params["model"])] = manifest
     return [newest[m] for m in sorted(newest)]
@@ -42,7 +43,7 @@ def _pair_runs(store: ResultsStore) -> list[dict]:
     for manifest in store.runs():
         params = manifest.get("params") or {}
         name = CsrMiniName.try_parse(str(params.get("model", "")))
-        if (params.get("dataset") == "xtd10" and name is not None and name.seed == 0 and not name.top_layers
+        if (not params.get("run_set") and params.get("dataset") == "xtd10" and name is not None and name.seed == 0 and not name.top_layers
                 and name.arm in PAIR_ARMS):
             chosen.append(manifest)
     return sorted(chosen, key=lambda m: str(m["params"]["model"]))

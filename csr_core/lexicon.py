@@ -238,6 +238,14 @@ class Lexicon:
     def __repr__(self) -> str:
         return f"Lexicon({self.name!r}, {self.src}->{self.tgt}, {len(self._table)} sources)"
 
+    def target_words(self) -> tuple[str, ...]:
+        """Every distinct translation, sorted (the noise-control arm draws random target words from it)."""
+        cached = getattr(self, "_target_words", None)
+        if cached is None:
+            cached = tuple(sorted({t for values in self._table.values() for t in values}))
+            self._target_words = cached
+        return cached
+
     @property
     def table(self) -> Mapping[str, tuple[str, ...]]:
         """Read-only key -> translations mapping (what the code-switcher precomputes from)."""

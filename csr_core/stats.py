@@ -145,3 +145,204 @@ def adjust_tested(pvalues, method: str = "holm") -> np.ndarray:
     if tested.any():
         out[tested] = adjust_pvalues(p[tested], method=method)
     return out
+
+
+# ---- clustered and two-level inference ------------------------------------------------------------------------------
+#
+# Queries are not independent: the five captions of a photo, the languages of one photo in a multilingual gallery and
+# the seeds of one arm share a cluster. The functions below resample (or sign-flip) whole photos, and, given a
+# queries x seeds matrix, seeds too. Statistics are means over queries (ratio estimator: the clusters' sums over their
+# query counts), so a photo with more queries weighs more, exactly as in the plain R@K.
+
+
+def _clusters(clusters, n: int, name: str = "clusters") -> tuple[np.ndarray, int]:
+    """(cluster index per query, number of clusters) from any hashable labels, in first-seen order."""
+    labels = np.asarray(clusters)
+    if labels.ndim != 1 or len(labels) != n:
+        raise DataError(f"{name}: expected one cluster label per query ({n}), got shape {labels.shape}")
+    _, first, inverse = np.unique(labels, return_index=True, return_inverse=True)
+    order = np.argsort(np.argsort(first))  # relabel in first-seen order (results do not depend on label sorting)
+    return order[inverse].astype(np.int64), len(first)
+
+
+def _cluster_sums(values: np.ndarray, index: np.ndarray, n_clusters: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-cluster sums of `values` (last axis = queries; leading axes kept) and per-cluster query counts."""
+    counts = np.bincount(index, minlength=n_clusters).astype(np.float64)
+    flat = values.reshape(-1, values.shape[-1])
+    sums = np.stack([np.bincount(index, weights=row, minlength=n_clusters) for row in flat])
+    return sums.reshape(values.shape[:-1] + (n_clusters,)), counts
+
+
+def _resample_weights(rng: np.random.Generator, n_resamples: int, n_units: int) -> np.ndarray:
+    """(n_resamples, n_units) multiplicities of a with-replacement resample of `n_units` units."""
+    return rng.multinomial(n_units, np.full(n_units, 1.0 / n_units), size=n_resamples).astype(np.float64)
+
+
+def _percentile_ci(draws: np.ndarray, level: float) -> tuple[float, float]:
+    alpha = (1.0 - level) / 2.0
+    low, high = np.quantile(draws, [alpha, 1.0 - alpha])
+    return float(low), float(high)
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A mean (or mean difference) with its resampling distribution's summary, in percent / points for hit vectors.
+
+    `p_value` tests "the true value is 0" (two-sided, by inverting percentile intervals), `se` is the resampling
+    standard deviation, `n_clusters` / `n_seeds` say what was resampled."""
+
+    value: float
+    low: float
+    high: float
+    se: float
+    p_value: float
+    n_queries: int
+    n_clusters: int
+    n_seeds: int
+    method: str
+
+    def mde(self, alpha: float = 0.05, power: float = 0.8) -> float:
+        """The minimum detectable effect at this precision (`minimum_detectable_effect`)."""
+        return minimum_detectable_effect(self.se, alpha=alpha, power=power)
+
+
+def _bootstrap_p(draws: np.ndarray, null: float = 0.0) -> float:
+    """Two-sided bootstrap p-value for "value = null": twice the smaller tail share of the draws beyond the null."""
+    n = len(draws)
+    below = (np.sum(draws <= null) + 1.0) / (n + 1.0)
+    above = (np.sum(draws >= null) + 1.0) / (n + 1.0)
+    return float(min(1.0, 2.0 * min(below, above)))
+
+
+def _matrix(values, name: str) -> tuple[np.ndarray, bool]:
+    """(seeds x queries float matrix, is_binary) from a 1-D vector (one seed) or a queries x seeds matrix."""
+    arr = np.asarray(values)
+    if arr.ndim == 1:
+        arr = arr[:, None]
+    if arr.ndim != 2 or arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise DataError(f"{name}: expected a per-query vector or a queries x seeds matrix, got shape {arr.shape}")
+    if arr.dtype.kind not in "biuf":
+        raise DataError(f"{name}: expected booleans or numbers, got dtype {arr.dtype}")
+    out = arr.astype(np.float64).T
+    if not np.isfinite(out).all():
+        raise DataError(f"{name}: holds NaN or inf")
+    return out, bool(np.isin(out, (0.0, 1.0)).all())
+
+
+def cluster_bootstrap(values, clusters, *, seed: int = 0, n_resamples: int = 2000, level: float = 0.95,
+                      resample_seeds: bool = True, scale: float | None = None) -> Estimate:
+    """Mean of per-query `values` with a two-level bootstrap: photos (clusters) and, for a queries x seeds matrix,
+    seeds (the arm's training runs) -- each resample draws seeds with replacement, then photos with replacement.
+
+    `values` may be a difference (arm - baseline, seed s paired with seed s). Hit vectors (0/1) report percent; pass
+    `scale` to override (differences of hits are not 0/1: give scale=100).
+    """
+    mat, binary = _matrix(values, "values")
+    if not 0 < level < 1:
+        raise DataError(f"level must be in (0, 1), got {level}")
+    n_seeds, n = mat.shape
+    index, n_clusters = _clusters(clusters, n)
+    factor = scale if scale is not None else (100.0 if binary else 1.0)
+    sums, counts = _cluster_sums(mat, index, n_clusters)  # (seeds, clusters), (clusters,)
+    rng = np.random.default_rng(seed)
+    draws = np.empty(int(n_resamples))
+    batch = max(1, _BATCH_BYTES // (8 * max(n_clusters, n_seeds) * 2))
+    for lo in range(0, len(draws), batch):
+        b = min(batch, len(draws) - lo)
+        w_photo = _resample_weights(rng, b, n_clusters)  # (b, clusters)
+        if n_seeds > 1 and resample_seeds:
+            w_seed = _resample_weights(rng, b, n_seeds) / n_seeds  # (b, seeds)
+        else:
+            w_seed = np.full((b, n_seeds), 1.0 / n_seeds)
+        seed_mix = w_seed @ sums  # (b, clusters): seed-weighted cluster sums
+        draws[lo:lo + b] = np.einsum("bc,bc->b", w_photo, seed_mix) / (w_photo @ counts)
+    value = float(mat.mean())
+    low, high = _percentile_ci(draws, level)
+    method = "two-level bootstrap (seeds, photos)" if n_seeds > 1 and resample_seeds else "photo bootstrap"
+    return Estimate(factor * value, factor * low, factor * high, factor * float(draws.std(ddof=1)),
+                    _bootstrap_p(draws), n, n_clusters, n_seeds, method)
+
+
+def paired_difference(a, b, clusters, *, seed: int = 0, n_resamples: int = 2000, level: float = 0.95) -> Estimate:
+    """a - b on the same queries (per-query vectors or queries x seeds matrices, seed s with seed s), with the
+    two-level bootstrap of `cluster_bootstrap`; points for hit vectors."""
+    ma, a_bin = _matrix(a, "a")
+    mb, b_bin = _matrix(b, "b")
+    if ma.shape != mb.shape:
+        raise DataError(f"paired_difference: a is {ma.shape[::-1]} (queries x seeds) but b is {mb.shape[::-1]}; "
+                        "pair the same queries and seeds")
+    return cluster_bootstrap((ma - mb).T, clusters, seed=seed, n_resamples=n_resamples, level=level,
+                             scale=100.0 if a_bin and b_bin else 1.0)
+
+
+def cluster_permutation_test(a, b, clusters, *, seed: int = 0, n_resamples: int = 9999) -> PairedTestResult:
+    """Paired permutation test with photos as the exchangeable units: a and b swap for all queries of a photo at
+    once (sign flips of per-photo difference sums). Exact when 2**photos <= n_resamples. Seeds (columns) are averaged
+    first: the test conditions on the trained models; `paired_difference` carries seed variance."""
+    ma, a_bin = _matrix(a, "a")
+    mb, b_bin = _matrix(b, "b")
+    if ma.shape != mb.shape:
+        raise DataError(f"cluster_permutation_test: a is {ma.shape[::-1]} but b is {mb.shape[::-1]}")
+    d = (ma - mb).mean(axis=0)
+    index, n_clusters = _clusters(clusters, len(d))
+    sums, _ = _cluster_sums(d[None, :], index, n_clusters)
+    sums = sums[0]
+    observed = abs(sums.sum())
+    live = sums[sums != 0]
+    factor = 100.0 if a_bin and b_bin else 1.0
+    diff = factor * float(d.mean())
+    if len(live) == 0:
+        return PairedTestResult(diff, 1.0, "cluster permutation", n_clusters)
+    tol = 1e-9 * max(1.0, observed)
+    if 2 ** len(live) <= n_resamples:
+        signs = ((np.arange(2 ** len(live))[:, None] >> np.arange(len(live))) & 1) * 2.0 - 1.0
+        stats_ = np.abs(signs @ live)
+        p = float(np.mean(stats_ >= observed - tol))
+    else:
+        rng = np.random.default_rng(seed)
+        count = 0
+        batch = max(1, _BATCH_BYTES // (8 * len(live)))
+        for lo in range(0, int(n_resamples), batch):
+            m = min(batch, int(n_resamples) - lo)
+            signs = rng.integers(0, 2, size=(m, len(live))) * 2.0 - 1.0
+            count += int(np.sum(np.abs(signs @ live) >= observed - tol))
+        p = (count + 1.0) / (n_resamples + 1.0)
+    return PairedTestResult(diff, min(1.0, p), "cluster permutation", n_clusters)
+
+
+def equivalence_test(estimate: Estimate, margin: float, draws_level: float = 0.90) -> dict:
+    """TOST for "|true value| < margin" from a resampling estimate: equivalent at alpha = (1 - draws_level) / 2 when
+    the `draws_level` interval lies inside (-margin, +margin). Returns the verdict, the interval and the TOST p-value
+    (the larger of the two one-sided p-values, normal approximation with the resampling se)."""
+    if not margin > 0:
+        raise DataError(f"equivalence margin must be positive, got {margin}")
+    z = _st.norm.ppf(0.5 + draws_level / 2.0)
+    low, high = estimate.value - z * estimate.se, estimate.value + z * estimate.se
+    if estimate.se > 0:
+        p_lower = float(_st.norm.sf((estimate.value + margin) / estimate.se))  # H0: value <= -margin
+        p_upper = float(_st.norm.cdf((estimate.value - margin) / estimate.se))  # H0: value >= +margin
+        p = max(p_lower, p_upper)
+    else:
+        p = 0.0 if abs(estimate.value) < margin else 1.0
+    return {"equivalent": bool(-margin < low and high < margin), "low": low, "high": high, "margin": margin,
+            "p_value": p, "alpha": (1.0 - draws_level) / 2.0}
+
+
+def minimum_detectable_effect(se: float, alpha: float = 0.05, power: float = 0.8) -> float:
+    """The smallest true effect a two-sided test at `alpha` detects with probability `power`, given the standard error
+    of the estimate: (z_{1-alpha/2} + z_power) * se (2.80 se at the defaults)."""
+    if not (0 < alpha < 1 and 0 < power < 1):
+        raise DataError(f"alpha and power must be in (0, 1), got {alpha}, {power}")
+    if not se >= 0:
+        raise DataError(f"standard error must be >= 0, got {se}")
+    return float((_st.norm.ppf(1.0 - alpha / 2.0) + _st.norm.ppf(power)) * se)
+
+
+def gap_closure(arm_x: float, base_x: float, base_en: float, min_gap: float = 2.0) -> float:
+    """Share of the baseline's gap to English an arm closes in language X: (arm_X - base_X) / (base_en - base_X).
+    1 = the gap is gone, 0 = no change, < 0 = wider. NaN when the baseline gap is under `min_gap` points (a ratio
+    of two small numbers says nothing)."""
+    gap = base_en - base_x
+    if not all(map(np.isfinite, (arm_x, base_x, base_en))) or gap < min_gap:
+        return float("nan")
+    return float((arm_x - base_x) / gap)

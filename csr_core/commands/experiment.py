@@ -1,7 +1,8 @@
 """Run the fine-tuning experiment grid (arms x text towers x seeds) into results/ and write results/README.md.
 
 Examples:
-  python -m csr_core experiment                      # the full grid, then the report
+  python -m csr_core experiment                      # the full grid of the default design, then the report
+  python -m csr_core experiment --design experiment-2 --towers e5 --seeds 0,1   # part of a grid (resumable)
   python -m csr_core experiment --towers minilm --seeds 0 --arms en,mlcs-de-fr-cs
   python -m csr_core experiment --report-only        # only regenerate results/README.md from stored runs
 
@@ -21,14 +22,17 @@ def _csv(value: str) -> list[str]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from csr_core.finetune import ALL_ARMS
+    from csr_core.experiment import DEFAULT_DESIGN, DESIGNS
 
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.add_argument("--design", default=DEFAULT_DESIGN, choices=list(DESIGNS),
+                        help="the declared grid (arms, seeds, languages, switching); its run set tags every run")
     parser.add_argument("--towers", type=_csv, default=["minilm", "e5"])
-    parser.add_argument("--arms", type=_csv, default=list(ALL_ARMS))
-    parser.add_argument("--seeds", type=lambda v: [int(x) for x in _csv(v)], default=[0, 1, 2])
-    parser.add_argument("--ship-seeds", type=lambda v: [int(x) for x in _csv(v)], default=[0],
-                        help="seeds whose heads are saved into the heads folder")
+    parser.add_argument("--arms", type=_csv, default=None, help="default: the design's arms")
+    parser.add_argument("--seeds", type=lambda v: [int(x) for x in _csv(v)], default=None,
+                        help="default: the design's seeds")
+    parser.add_argument("--ship-seeds", type=lambda v: [int(x) for x in _csv(v)], default=None,
+                        help="seeds whose heads are saved into the heads folder (default: the design's)")
     parser.add_argument("--heads-dir", default=None, help="default: csr_core/heads")
     parser.add_argument("--results", default=None, help="results folder (default results/ or $CSR_RESULTS_DIR)")
     parser.add_argument("--xtd-max", type=int, default=500, help="XTD10 lines evaluated (seeded subset)")
@@ -51,16 +55,20 @@ def run(args: argparse.Namespace) -> int:
     from csr_core.experiment import ExperimentConfig, run_experiment
     from csr_core.training.report import write_report
 
-    expected = {"towers": args.towers, "arms": args.arms, "seeds": args.seeds}
+    from csr_core.experiment import DESIGNS
+
+    design = DESIGNS[args.design]
+    expected = {"towers": args.towers, "arms": args.arms or list(design.arms), "seeds": args.seeds or list(design.seeds)}
     if args.top_layers and not args.report_only:
         from csr_core.experiment import run_top_layers
 
         run_top_layers(args.arms, seed=args.seeds[0], layers=args.top_layers, results_dir=args.results,
                        heads_dir=args.heads_dir)
     elif not args.report_only:
-        cfg = ExperimentConfig(towers=args.towers, arms=args.arms, seeds=args.seeds, ship_seeds=args.ship_seeds,
-                               heads_dir=args.heads_dir, results_dir=args.results, xtd_max=args.xtd_max,
-                               skip_existing=not args.no_skip_existing)
+        cfg = ExperimentConfig.from_design(args.design, towers=args.towers, arms=args.arms, seeds=args.seeds,
+                                           ship_seeds=args.ship_seeds, heads_dir=args.heads_dir,
+                                           results_dir=args.results, xtd_max=args.xtd_max,
+                                           skip_existing=not args.no_skip_existing)
         run_experiment(cfg)
     if args.report or args.report_only:
         path = write_report(args.results, args.heads_dir, expected=expected)

@@ -21,39 +21,62 @@ VAL_LANG = "en-x-f8k"
 
 @dataclass
 class CaptionPools:
-    """Per training photo, the rows of `texts` it may draw a caption from."""
+    """Per training photo, the rows of `texts` it may draw a caption from; one pool set per view.
+
+    Static switching has one view. Dynamic switching has one view per code-switched variant and the trainer shows
+    epoch e the view e mod k, so every epoch sees freshly switched text (up to the bank of k variants).
+    """
 
     texts: list[str]  # unique captions, in first-seen order
-    pools: list[np.ndarray]  # per photo: int64 indices into `texts`
+    views: list[list[np.ndarray]]  # views[v][i]: int64 indices into `texts`
 
     @classmethod
     def from_lists(cls, pools: Sequence[Sequence[str]]) -> "CaptionPools":
+        return cls.from_views([pools])
+
+    @classmethod
+    def from_views(cls, views: Sequence[Sequence[Sequence[str]]]) -> "CaptionPools":
+        if not views:
+            raise CSRError("caption pools need at least one view")
+        n = len(views[0])
         index: dict[str, int] = {}
         out = []
-        for i, pool in enumerate(pools):
-            if not pool:
-                raise CSRError(f"training photo #{i} has an empty caption pool")
-            out.append(np.asarray([index.setdefault(t, len(index)) for t in pool], dtype=np.int64))
+        for v, pools in enumerate(views):
+            if len(pools) != n:
+                raise CSRError(f"caption pool view {v} has {len(pools)} photos, view 0 has {n}")
+            rows = []
+            for i, pool in enumerate(pools):
+                if not pool:
+                    raise CSRError(f"training photo #{i} has an empty caption pool")
+                rows.append(np.asarray([index.setdefault(t, len(index)) for t in pool], dtype=np.int64))
+            out.append(rows)
         return cls(list(index), out)
+
+    @property
+    def pools(self) -> list[np.ndarray]:
+        """The first view (the only one under static switching)."""
+        return self.views[0]
 
     @property
     def sizes(self) -> np.ndarray:
         return np.asarray([len(p) for p in self.pools], dtype=np.int64)
 
-    def draw(self, photo_rows: np.ndarray, uniforms: np.ndarray) -> np.ndarray:
+    def draw(self, photo_rows: np.ndarray, uniforms: np.ndarray, epoch: int = 0) -> np.ndarray:
         """Caption row for each photo from a uniform in [0, 1): identical draws across arms, only pools differ."""
+        pools = self.views[epoch % len(self.views)]
         out = np.empty(len(photo_rows), dtype=np.int64)
         for n, (row, u) in enumerate(zip(photo_rows, uniforms)):
-            pool = self.pools[int(row)]
+            pool = pools[int(row)]
             out[n] = pool[min(int(u * len(pool)), len(pool) - 1)]
         return out
 
     def describe(self) -> dict[str, Any]:
         sizes = self.sizes
-        return {"captions": int(sizes.sum()), "unique_captions": len(self.texts), "pool_min": int(sizes.min()),
-                "pool_max": int(sizes.max()), "sha256": hashlib.sha256(
-                    json.dumps([[self.texts[j] for j in p] for p in self.pools], ensure_ascii=False).encode()
-                ).hexdigest()}
+        return {"captions": int(sum(len(p) for view in self.views for p in view)), "views": len(self.views),
+                "unique_captions": len(self.texts), "pool_min": int(sizes.min()), "pool_max": int(sizes.max()),
+                "sha256": hashlib.sha256(json.dumps(
+                    [[[self.texts[j] for j in p] for p in view] for view in self.views] if len(self.views) > 1
+                    else [[self.texts[j] for j in p] for p in self.pools], ensure_ascii=False).encode()).hexdigest()}
 
 
 @dataclass

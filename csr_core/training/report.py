@@ -47,11 +47,14 @@ class RunRef:
     dataset: str
 
 
-def find_runs(store) -> list[RunRef]:
-    """Our runs whose model is an explicit csr-mini arm/seed name; the newest run wins per (model, dataset)."""
+def find_runs(store, run_set: str = "") -> list[RunRef]:
+    """The run set's runs whose model is an explicit csr-mini arm/seed name (the first experiment's: run set "");
+    the newest run wins per (model, dataset)."""
     latest: dict[tuple[str, str], RunRef] = {}
     for manifest in store.runs():  # oldest first
         params = manifest.get("params", {})
+        if params.get("run_set", "") != run_set:
+            continue
         model = str(params.get("model", ""))
         name = CsrMiniName.try_parse(model)
         if name is None or name.top_layers or name.explicit != model or not params.get("train_arm"):

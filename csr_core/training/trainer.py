@@ -1,7 +1,8 @@
 """The contrastive trainer: symmetric InfoNCE with a learnable temperature, LiT-style (image tower frozen).
 
 Per step: a batch of B distinct training photos (an epoch is a seeded permutation; the last partial batch of an
-epoch is dropped so every batch has B photos), for each photo one caption drawn uniformly from its pool. The photo
+epoch is dropped so every batch has B photos), for each photo one caption drawn uniformly from its pool (under dynamic
+switching, from the pool of the epoch's code-switched variant: epoch e uses variant e mod k). The photo
 order and the caption uniforms come from private generators seeded by the training seed alone, so every arm sees the
 same photos in the same batches with the same draws: arms differ only in what their pools hold.
 
@@ -36,6 +37,7 @@ from csr_core.training.data import TrainData
 #: ~3300 more captions through the tower per arm; k=2 was measured as an ablation, see results/README.md).
 DEFAULT_VARIANTS = {"minilm": 1, "e5": 1}
 TOWERS = ("minilm", "e5")
+SWITCHING = ("dynamic", "static")
 
 LogFn = Callable[[str], None]
 
@@ -59,6 +61,11 @@ class TrainConfig:
     learn_temperature: bool = True
     max_logit_scale: float = 100.0
     variants: int | None = None
+    #: dynamic: epoch e trains on switched variant e mod `variants` (re-switched every epoch up to that bank);
+    #: static: every variant sits in one pool (the first experiment)
+    switching: str = "dynamic"
+    #: seed of the code-switching draws (variant v uses CodeSwitcher seed 1000 * cs_seed + v); None: the run's seed
+    cs_seed: int | None = None
     feature_dropout: float = 0.5
     eval_every: int = 25
     patience: int = 8
@@ -75,6 +82,12 @@ class TrainConfig:
             raise CSRError(f"unknown text tower {self.tower!r}; choose {' or '.join(TOWERS)}")
         if self.variants is None:
             self.variants = DEFAULT_VARIANTS[self.tower]
+        if self.cs_seed is None:
+            self.cs_seed = int(self.seed)
+        if self.switching not in SWITCHING:
+            raise CSRError(f"switching must be {' or '.join(SWITCHING)}, got {self.switching!r}")
+        if int(self.cs_seed) < 0:
+            raise CSRError(f"cs_seed must be >= 0, got {self.cs_seed}")
         for name in ("max_steps", "batch_size", "out_dim", "eval_every", "variants"):
             if int(getattr(self, name)) < 1:
                 raise CSRError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -249,6 +262,7 @@ def train(config: TrainConfig, data: TrainData, text_tower=None, log: LogFn | No
     best = (-1.0, 0, *snapshot())
     bad_evals = 0
     order: list[int] = []
+    epoch = -1
     start = time.perf_counter()
     step = 0
     with _deterministic():
@@ -257,10 +271,11 @@ def train(config: TrainConfig, data: TrainData, text_tower=None, log: LogFn | No
             if len(order) < batch:
                 perm = torch.randperm(n_photos, generator=gen_photos).tolist()
                 order = perm[: (n_photos // batch) * batch]
+                epoch += 1
             rows = np.asarray(order[:batch], dtype=np.int64)
             del order[:batch]
             uniforms = torch.rand(batch, generator=gen_captions, dtype=torch.float64).numpy()
-            caption_rows = data.pools.draw(rows, uniforms)
+            caption_rows = data.pools.draw(rows, uniforms, epoch)
             if trace is not None:
                 trace.append((rows.copy(), uniforms.copy(), caption_rows.copy()))
             factor = _lr_factor(step - 1, config.warmup_steps, config.max_steps)
