@@ -4,7 +4,9 @@ Examples:
   python -m csr_core experiment                      # the full grid of the default design, then the report
   python -m csr_core experiment --design experiment-2 --towers e5 --seeds 0,1   # part of a grid (resumable)
   python -m csr_core experiment --towers minilm --seeds 0 --arms en,mlcs-de-fr-cs
-  python -m csr_core experiment --report-only        # only regenerate results/README.md from stored runs
+  python -m csr_core experiment --report-only        # only regenerate the design's report from stored runs
+                                                     # (experiment-2: results/experiment-2/README.md;
+                                                     #  experiment-1: results/README.md)
 
 Runs already in the store with the same parameters and the same heads (content hash) are not evaluated again.
 """
@@ -70,7 +72,18 @@ def run(args: argparse.Namespace) -> int:
                                            results_dir=args.results, xtd_max=args.xtd_max,
                                            skip_existing=not args.no_skip_existing)
         run_experiment(cfg)
-    if args.report or args.report_only:
+    if (args.report or args.report_only) and design.run_set:
+        from pathlib import Path
+
+        from csr_core.paths import results_dir
+        from csr_core.results import ResultsStore
+        from csr_core.training import design_render, design_report
+
+        root = Path(args.results) if args.results else results_dir()
+        path = root / design.run_set / "README.md"
+        design_render.write(design_report.build_report(ResultsStore(root), design.run_set, towers=args.towers), path)
+        print(f"wrote {path}")
+    elif args.report or args.report_only:
         path = write_report(args.results, args.heads_dir, expected=expected)
         print(f"wrote {path}")
     return 0

@@ -1,0 +1,174 @@
+"""Markdown for the second experiment's report: templates over `design_report.DesignReport`, no statistics here.
+
+Every sentence is chosen by a rule over a declared test (significance after Holm in its family, TOST for "unchanged",
+the minimum detectable effect beside every non-significant result), so the prose cannot say more than the tests.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+from csr_core.training.arms import CLOSE_LANGS, DISTANT_LANGS, parse_arm
+from csr_core.training.design_report import (
+    ALPHA,
+    BETWEEN_LANGS,
+    ENGLISH_MARGIN,
+    PRIMARY_K,
+    Cell,
+    DesignReport,
+    EnglishCost,
+    Test,
+    TowerReport,
+    fmt_p,
+)
+
+TOWER_LABEL = {"e5": "multilingual-e5-small (csr-mini-m)", "minilm": "MiniLM, English-only (csr-mini)"}
+COMMAND = "bash results/experiment2.sh && python -m csr_core experiment --design experiment-2 --report-only"
+
+
+def _num(x: float, signed: bool = False) -> str:
+    if not math.isfinite(x):
+        return "–"
+    return f"{x:+.1f}" if signed else f"{x:.1f}"
+
+
+def _cell(cell: Cell | None) -> str:
+    if cell is None:
+        return "–"
+    e = cell.estimate
+    sd = f" ±{cell.seed_sd:.1f}" if math.isfinite(cell.seed_sd) else ""
+    return f"{_num(e.value)} [{_num(e.low)}, {_num(e.high)}]{sd}"
+
+
+def _test(t: Test) -> str:
+    e = t.estimate
+    star = "*" if t.significant else ""
+    text = f"{_num(e.value, True)}{star} [{_num(e.low, True)}, {_num(e.high, True)}] p={fmt_p(t.p_adjusted)}"
+    return text if t.significant else f"{text} (MDE {t.mde:.1f})"
+
+
+def _group(lang: str) -> str:
+    return "close" if lang in CLOSE_LANGS else "distant" if lang in DISTANT_LANGS else \
+        "between" if lang in BETWEEN_LANGS else ""
+
+
+def _answer(t: TowerReport) -> list[str]:
+    """The close-vs-distant answer for one tower, one sentence per arm kind, from family F2."""
+    if not t.f2:
+        return [f"- {TOWER_LABEL.get(t.tower, t.tower)}: not enough runs yet for the declared test."]
+    more_distant = [x.arm for x in t.f2 if x.significant and x.estimate.value > 0]
+    more_close = [x.arm for x in t.f2 if x.significant and x.estimate.value < 0]
+    neither = [x for x in t.f2 if not x.significant]
+    parts = [f"- **{TOWER_LABEL.get(t.tower, t.tower)}** ({len(t.f2)} arms tested, Holm over them):"]
+    if more_distant:
+        parts.append(f"  distant languages gain significantly more than close ones under {', '.join(more_distant)};")
+    if more_close:
+        parts.append(f"  close languages gain significantly more than distant ones under {', '.join(more_close)};")
+    if neither:
+        mdes = ", ".join(f"{x.arm} (MDE {x.mde:.1f})" for x in neither)
+        parts.append(f"  no difference between the groups is shown for {mdes} -- not evidence of equal gains.")
+    return parts
+
+
+def _english_verdict(cost: EnglishCost, f1: dict[tuple[str, str], Test]) -> str:
+    test = f1.get((cost.arm, "en"))
+    if cost.tost["equivalent"]:
+        return f"unchanged within ±{ENGLISH_MARGIN:g} (TOST p={fmt_p(cost.tost['p_value'])})"
+    if test is not None and test.significant:
+        return "drops" if cost.estimate.value < 0 else "rises"
+    return f"inconclusive: neither a change (F1) nor equivalence within ±{ENGLISH_MARGIN:g} is shown"
+
+
+def _tower_sections(t: TowerReport, design_seeds: list[int]) -> list[str]:
+    label = TOWER_LABEL.get(t.tower, t.tower)
+    langs = t.langs
+    head = "| arm | seeds | " + " | ".join(f"{x} ({_group(x)})" if _group(x) else x for x in langs) + " |"
+    sep = "|" + "---|" * (len(langs) + 2)
+    out = [f"## {label}", "",
+           f"Text→image R@{PRIMARY_K} (primary metric), mean over seeds [95% two-level bootstrap CI] ±sd over seeds:",
+           "", head, sep]
+    for arm in t.arms:
+        out.append(f"| {arm} | {len(t.seeds[arm])}/{len(design_seeds)} | "
+                   + " | ".join(_cell(t.primary.get((arm, x))) for x in langs) + " |")
+    f1 = {(x.arm, x.target): x for x in t.f1}
+    out += ["", f"Family F1: Δ vs EN-only, text→image R@{PRIMARY_K} (points [95% CI], Holm over all "
+            f"{len(t.f1)} arm × language tests; * = significant at {ALPHA:g}; MDE = the effect this test detects "
+            "with 80 % power):", "", "| arm | " + " | ".join(langs) + " |", "|" + "---|" * (len(langs) + 1)]
+    for arm in t.arms:
+        if arm == "en":
+            continue
+        out.append(f"| {arm} | " + " | ".join(_test(f1[(arm, x)]) if (arm, x) in f1 else "–" for x in langs) + " |")
+    out += ["", f"Family F2 (the question): gain over EN-only in the distant languages ({', '.join(DISTANT_LANGS)}) "
+            f"minus the gain in the close ones ({', '.join(CLOSE_LANGS)}), per photo, points; > 0: the gap to English "
+            "shrinks more for distant languages (Holm over the arms):", "", "| arm | distant − close | verdict |",
+            "|---|---|---|"]
+    for x in t.f2:
+        verdict = ("distant gain more" if x.significant and x.estimate.value > 0 else
+                   "close gain more" if x.significant else "no difference shown")
+        out.append(f"| {x.arm} | {_test(x)} | {verdict} |")
+    out += ["", f"English cost: Δ_en (90% interval, for TOST at ±{ENGLISH_MARGIN:g} points):", "",
+            "| arm | Δ en | 90% interval | verdict |", "|---|---|---|---|"]
+    for cost in t.english:
+        out.append(f"| {cost.arm} | {_num(cost.estimate.value, True)} | [{_num(cost.tost['low'], True)}, "
+                   f"{_num(cost.tost['high'], True)}] | {_english_verdict(cost, f1)} |")
+    out += ["", "Exploratory (no correction): gap closure (arm_X − EN_X) / (EN_en − EN_X), 1 = gap gone, "
+            "0 = unchanged (point estimates):", "", "| arm | " + " | ".join(x for x in langs if x != "en") + " |",
+            "|" + "---|" * len(langs)]
+    for arm in t.arms:
+        if arm == "en":
+            continue
+        vals = [t.closure.get((arm, x), math.nan) for x in langs if x != "en"]
+        out.append(f"| {arm} | " + " | ".join("–" if not math.isfinite(v) else f"{v:+.2f}" for v in vals) + " |")
+    if t.multilingual:
+        out += ["", f"Exploratory: multilingual gallery (all {len(langs)} languages' captions as queries, one photo "
+                f"gallery), text→image R@{PRIMARY_K}:", "", "| arm | R@10 |", "|---|---|"]
+        out += [f"| {arm} | {_cell(t.multilingual.get(arm))} |" for arm in t.arms]
+    out += ["", "Exploratory: image→text R@10 per language:", "", "| arm | " + " | ".join(langs) + " |",
+            "|" + "---|" * (len(langs) + 1)]
+    for arm in t.arms:
+        out.append(f"| {arm} | " + " | ".join(_cell(t.secondary.get((arm, "i2t", x, 10))) for x in langs) + " |")
+    return out + [""]
+
+
+def render(report: DesignReport) -> str:
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    arms = "\n".join(f"- `{a}`: {parse_arm(a).describe}" for a in report.design_arms)
+    total = len(report.design_arms) * len(report.design_seeds)
+    lines = [
+        "# Experiment 2: do code-switched captions close the gap to English more for distant languages?", "",
+        f"Generated on {when} from {report.n_runs} test-photo runs of run set `{report.run_set}` "
+        f"(commits {', '.join(report.commits) or '–'}; {report.dirty_runs} made from a dirty tree). "
+        f"Reproduce: `{COMMAND}`. Do not edit by hand.", "",
+        "Completeness: " + "; ".join(f"{TOWER_LABEL.get(t.tower, t.tower)} {sum(len(s) for s in t.seeds.values())}"
+                                     f"/{total} (tower, arm, seed) runs" for t in report.towers)
+        + ". A partial grid is reported as what it is: each row says how many seeds it pools.", "",
+        "## Design", "",
+        "Heads trained on cached tower features (the image tower and the text tower frozen) on the 663 train photos of "
+        "flickr8k-multi30k; early stopping on the val photos with English captions only; evaluated on the 237 test "
+        "photos (en, de, fr, pt, cs: Multi30K task1, one human caption per photo; zh: five native Flickr8k-CN captions; "
+        "ar: three Arabic Flickr8k translations). Seeds vary the initialisation, batches and the code-switching draws; "
+        "code-switched arms switch dynamically (epoch e trains on variant e mod k of each caption; k = 1 for e5, 2 "
+        "for MiniLM on this CPU budget, so e5 re-switches across seeds, not epochs). Arms:", "", arms, "",
+        "## Declared analysis", "",
+        f"Primary metric text→image R@{PRIMARY_K}. Estimates pool seeds: a two-level bootstrap (seeds, then photos, "
+        "with replacement; seed s of an arm paired with seed s of EN-only), p-values by inverting its percentile "
+        f"intervals. Family F1: every arm vs EN-only in every language, Holm. Family F2: per arm, the distant (zh, ar) "
+        "minus close (de, fr, pt) gain, Holm over arms. English cost: TOST at "
+        f"±{ENGLISH_MARGIN:g} points. cs is evaluated but in neither group. Everything else is exploratory.", "",
+        "## The answer", "",
+    ]
+    for t in report.towers:
+        lines += _answer(t)
+    lines.append("")
+    for t in report.towers:
+        lines += _tower_sections(t, report.design_seeds)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def write(report: DesignReport, path) -> None:
+    from pathlib import Path
+
+    from csr_core import _io
+
+    _io.atomic_write_text(Path(path), render(report))

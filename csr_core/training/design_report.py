@@ -1,0 +1,248 @@
+"""The second experiment's analysis, declared before its runs were made: facts only, rendered by `design_render`.
+
+Declared analysis (per text tower; every number from the stored per-query ranks of the run set):
+- **Primary metric**: text->image R@10 on the 237 test photos of flickr8k-multi30k, one query per caption.
+- **Family F1** (primary): every arm vs EN-only in every test language (arms x languages); Holm over the family.
+- **Family F2** (the question): per arm, the distant-minus-close difference of its gains over EN-only,
+  mean_{X in distant} Delta_X - mean_{X in close} Delta_X (> 0: the gap to English shrinks more for distant
+  languages; the English terms of the two gaps cancel); Holm over the arms.
+- **English cost**: Delta_en per arm with a TOST equivalence test at +-`ENGLISH_MARGIN` points (alpha 0.05).
+- Every estimate is a mean over seeds and queries with a two-level bootstrap (seeds, then photos, with replacement;
+  seed s of an arm paired with seed s of EN-only); p-values invert the bootstrap percentile intervals; "no effect"
+  is never claimed from a non-significant test: the minimum detectable effect (80 % power) is given beside it.
+- Exploratory (unadjusted, labelled so): image->text, R@1/R@5, the multilingual gallery, gap closure ratios.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from csr_core.metrics import hits_at_k
+from csr_core.model_names import CsrMiniName
+from csr_core.stats import Estimate, adjust_tested, cluster_bootstrap, equivalence_test, gap_closure, paired_difference
+from csr_core.training.arms import CLOSE_LANGS, DISTANT_LANGS
+
+PRIMARY_K = 10
+ENGLISH_MARGIN = 3.0  # points of R@10: "English is unchanged" means the 90 % interval of Delta_en lies inside +-3
+ALPHA = 0.05
+N_BOOT = 2000
+BETWEEN_LANGS = ("cs",)  # evaluated, in neither group (Slavic: typologically between the close and distant sets)
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One arm x language: mean over seeds with its two-level CI and the across-seed sd of R@K."""
+
+    estimate: Estimate
+    seed_sd: float
+
+
+@dataclass(frozen=True)
+class Test:
+    """One declared (or exploratory) comparison: the estimate, its Holm-adjusted p within its family, the verdict."""
+
+    arm: str
+    target: str  # a language, or "distant - close"
+    estimate: Estimate
+    p_adjusted: float
+    family: str  # "F1", "F2" or "exploratory"
+
+    @property
+    def significant(self) -> bool:
+        return bool(self.p_adjusted < ALPHA)
+
+    @property
+    def mde(self) -> float:
+        return self.estimate.mde(alpha=ALPHA)
+
+
+@dataclass(frozen=True)
+class EnglishCost:
+    arm: str
+    estimate: Estimate
+    tost: dict
+
+
+@dataclass
+class TowerReport:
+    tower: str
+    arms: list[str]
+    seeds: dict[str, list[int]]  # arm -> seeds found
+    langs: list[str]
+    primary: dict[tuple[str, str], Cell] = field(default_factory=dict)  # (arm, lang) -> t2i R@10
+    secondary: dict[tuple[str, str, str, int], Cell] = field(default_factory=dict)  # (arm, direction, lang, k)
+    f1: list[Test] = field(default_factory=list)
+    f2: list[Test] = field(default_factory=list)
+    english: list[EnglishCost] = field(default_factory=list)
+    closure: dict[tuple[str, str], float] = field(default_factory=dict)  # (arm, lang) -> gap closure (point)
+    multilingual: dict[str, Cell] = field(default_factory=dict)  # arm -> t2i R@10 in the 7-language gallery
+
+
+@dataclass
+class DesignReport:
+    run_set: str
+    design_seeds: list[int]
+    design_arms: list[str]
+    towers: list[TowerReport]
+    commits: list[str]
+    dirty_runs: int
+    n_runs: int
+
+
+# ---- loading --------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Runs:
+    """run ids of the run set's test-photo runs: (tower, arm) -> seed -> run id (newest wins)."""
+
+    ids: dict[tuple[str, str], dict[int, str]]
+    manifests: list[dict]
+
+
+def _find(store, run_set: str, dataset: str = "flickr8k-multi30k") -> _Runs:
+    ids: dict[tuple[str, str], dict[int, str]] = {}
+    chosen = []
+    for manifest in store.runs():  # oldest first
+        params = manifest.get("params") or {}
+        if params.get("run_set", "") != run_set or params.get("dataset") != dataset:
+            continue
+        name = CsrMiniName.try_parse(str(params.get("model", "")))
+        if name is None or name.top_layers:
+            continue
+        ids.setdefault((name.tower, name.arm), {})[name.seed] = manifest["run_id"]
+        chosen.append(manifest)
+    return _Runs(ids, chosen)
+
+
+class _Hits:
+    """Per-query hits of the run set's runs, aligned on query ids across seeds, with the photo of each query."""
+
+    def __init__(self, store, runs: _Runs):
+        self.store, self.runs = store, runs
+        self._frames: dict[str, pd.DataFrame] = {}
+
+    def _ranks(self, run_id: str) -> pd.DataFrame:
+        if run_id not in self._frames:
+            self._frames[run_id] = self.store.load_ranks(run_id)
+        return self._frames[run_id]
+
+    def matrix(self, tower: str, arm: str, seeds: Sequence[int], setting: str, direction: str, lang: str,
+               k: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        """(queries x seeds hits, photo per query, query ids); queries present in every seed."""
+        cols, photos = {}, None
+        side = "query_lang" if direction == "t2i" else "doc_lang"
+        for s in seeds:
+            frame = self._ranks(self.runs.ids[(tower, arm)][s])
+            sel = frame[(frame["setting"] == setting) & (frame["direction"] == direction) & (frame[side] == lang)
+                        & frame["cs_mode"].fillna("").eq("")]
+            if sel.empty:
+                return np.zeros((0, 0)), np.zeros(0, dtype=object), []  # this run did not evaluate it
+            series = pd.Series(hits_at_k(sel["rank"].to_numpy(), k).astype(float), index=sel["query_id"].to_numpy())
+            cols[s] = series
+            if photos is None:
+                photos = pd.Series(sel["image_id"].to_numpy(), index=sel["query_id"].to_numpy())
+        table = pd.DataFrame(cols).dropna()
+        if photos is None or table.empty:
+            return np.zeros((0, 0)), np.zeros(0, dtype=object), []
+        return table.to_numpy(), photos.loc[table.index].to_numpy(), list(table.index)
+
+
+# ---- computing ------------------------------------------------------------------------------------------------------
+
+
+def _cell(mat: np.ndarray, photos: np.ndarray, seed: int) -> Cell:
+    est = cluster_bootstrap(mat, photos, seed=seed, n_resamples=N_BOOT)
+    sd = float(np.std(mat.mean(axis=0) * 100, ddof=1)) if mat.shape[1] > 1 else float("nan")
+    return Cell(est, sd)
+
+
+def _per_photo(mat: np.ndarray, photos: np.ndarray) -> pd.DataFrame:
+    """photos x seeds: each photo's mean hit over its captions."""
+    return pd.DataFrame(mat).groupby(photos).mean()
+
+
+def _tower(hits: _Hits, tower: str, arms: Sequence[str], langs: Sequence[str]) -> TowerReport:
+    found = {arm: sorted(hits.runs.ids.get((tower, arm), {})) for arm in arms}
+    present = [arm for arm in arms if found[arm]]
+    report = TowerReport(tower, present, {a: found[a] for a in present}, list(langs))
+    if "en" not in present:
+        return report
+    boot_seed = 0
+    for arm in present:
+        for lang in langs:
+            mat, photos, _ = hits.matrix(tower, arm, found[arm], "monolingual", "t2i", lang, PRIMARY_K)
+            if mat.size:
+                report.primary[(arm, lang)] = _cell(mat, photos, boot_seed)
+            for direction, k in (("t2i", 1), ("t2i", 5), ("i2t", 1), ("i2t", 5), ("i2t", 10)):
+                m2, p2, _ = hits.matrix(tower, arm, found[arm], "monolingual", direction, lang, k)
+                if m2.size:
+                    report.secondary[(arm, direction, lang, k)] = _cell(m2, p2, boot_seed)
+        mat, photos, _ = hits.matrix(tower, arm, found[arm], "multilingual", "t2i", "all", PRIMARY_K)
+        if mat.size:
+            report.multilingual[arm] = _cell(mat, photos, boot_seed)
+    f1, f2 = [], []
+    for arm in present:
+        if arm == "en":
+            continue
+        seeds = [s for s in found[arm] if s in found["en"]]
+        if not seeds:
+            continue
+        gains: dict[str, pd.DataFrame] = {}
+        for lang in langs:
+            a, photos, ids = hits.matrix(tower, arm, seeds, "monolingual", "t2i", lang, PRIMARY_K)
+            b, photos_b, ids_b = hits.matrix(tower, "en", seeds, "monolingual", "t2i", lang, PRIMARY_K)
+            if not a.size or not b.size:
+                continue
+            pos_a, pos_b = {q: i for i, q in enumerate(ids)}, {q: i for i, q in enumerate(ids_b)}
+            common = sorted(set(pos_a) & set(pos_b))
+            ia, ib = [pos_a[q] for q in common], [pos_b[q] for q in common]
+            est = paired_difference(a[ia], b[ib], photos[ia], seed=boot_seed, n_resamples=N_BOOT)
+            f1.append((arm, lang, est))
+            gains[lang] = _per_photo(a[ia] - b[ib], photos[ia])
+            if lang == "en":
+                report.english.append(EnglishCost(arm, est, equivalence_test(est, ENGLISH_MARGIN)))
+            if ("en", lang) not in report.primary or ("en", "en") not in report.primary:
+                continue
+            base = report.primary[("en", lang)].estimate.value
+            report.closure[(arm, lang)] = gap_closure(report.primary[(arm, lang)].estimate.value, base,
+                                                      report.primary[("en", "en")].estimate.value)
+        close = [gains[x] for x in CLOSE_LANGS if x in gains]
+        distant = [gains[x] for x in DISTANT_LANGS if x in gains]
+        if close and distant:
+            diff = sum(distant) / len(distant) - sum(close) / len(close)
+            diff = diff.dropna()
+            est = cluster_bootstrap(diff.to_numpy(), diff.index.to_numpy(), seed=boot_seed, n_resamples=N_BOOT,
+                                    scale=100.0)
+            f2.append((arm, "distant - close", est))
+    p1 = adjust_tested([e.p_value for _, _, e in f1])
+    report.f1 = [Test(arm, lang, est, float(p), "F1") for (arm, lang, est), p in zip(f1, p1)]
+    p2 = adjust_tested([e.p_value for _, _, e in f2])
+    report.f2 = [Test(arm, target, est, float(p), "F2") for (arm, target, est), p in zip(f2, p2)]
+    return report
+
+
+def build_report(store, run_set: str = "experiment-2", towers: Sequence[str] = ("e5", "minilm")) -> DesignReport:
+    """Every declared analysis of `run_set` from the stored runs (whatever part of the grid has finished)."""
+    from csr_core.experiment import DESIGNS
+
+    design = next(d for d in DESIGNS.values() if d.run_set == run_set)
+    runs = _find(store, run_set)
+    hits = _Hits(store, runs)
+    langs = [lang for lang in design.test_langs]
+    tower_reports = [_tower(hits, tower, design.arms, langs) for tower in towers]
+    commits = sorted({str(m.get("git_sha", ""))[:8] for m in runs.manifests})
+    dirty = sum(bool(m.get("git_dirty")) for m in runs.manifests)
+    return DesignReport(run_set, list(design.seeds), list(design.arms), [t for t in tower_reports if t.arms],
+                        [c for c in commits if c], dirty, len(runs.manifests))
+
+
+def fmt_p(p: float) -> str:
+    if not math.isfinite(p):
+        return "–"
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
