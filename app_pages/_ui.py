@@ -42,6 +42,28 @@ def _ranks(root: str, fingerprint: str, run_id: str) -> pd.DataFrame:
     return ResultsStore(root).load_ranks(run_id)
 
 
+@st.cache_data(show_spinner=False, max_entries=4)
+def _experiment_report(path: str, mtime_ns: int):
+    import json
+
+    from csr_core.training.design_report import from_json
+
+    return from_json(json.loads(Path(path).read_text(encoding="utf-8")))
+
+
+def load_experiment_report(run_set: str = "experiment-2"):
+    """The experiment's declared-test facts (written with its README by `experiment --report-only`), or None."""
+    path = store().root / run_set / "report.json"
+    if not path.is_file():
+        return None
+    try:
+        return _experiment_report(str(path), path.stat().st_mtime_ns)
+    except (CSRError, ValueError, KeyError, TypeError) as error:
+        st.warning(f"{path} cannot be read ({error}); regenerate it with "
+                   "`python -m csr_core experiment --design experiment-2 --report-only`")
+        return None
+
+
 def load_rows() -> pd.DataFrame | None:
     """All rows (ours + references); None after showing the error when the store is corrupt."""
     s = store()

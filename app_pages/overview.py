@@ -8,8 +8,8 @@ import streamlit as st
 from csr_core import viz
 from csr_core.dashboard_state import Param, pick
 from csr_core.results import caption_lang
-from app_pages._ui import (empty_results_message, load_rows, load_runs, notes_of, publish_to_url, remember,
-                       restore, seed_from_url, show_chart, valid_choice, with_series)
+from app_pages._ui import (empty_results_message, load_experiment_report, load_rows, load_runs, notes_of,
+                       publish_to_url, remember, restore, seed_from_url, show_chart, valid_choice, with_series)
 
 KEYS = ("ov_dataset", "ov_direction", "ov_k")
 SCHEMA = {"dataset": Param("str", ""), "direction": Param("str", "t2i", ("t2i", "i2t")), "k": Param("int", 10, lo=1)}
@@ -19,6 +19,31 @@ seed_from_url(SCHEMA, {"dataset": "ov_dataset", "direction": "ov_direction", "k"
 st.title("CSR Lab — overview")
 st.write("Do CLIP-like image-text encoders retrieve better across languages after training on artificially "
          "code-switched captions? Every number here comes from `results/` with its 95% bootstrap CI.")
+
+# ---- the answer ------------------------------------------------------------------------------------------------
+experiment = load_experiment_report()
+if experiment is not None:
+    from csr_core.training import design_render, design_report
+
+    st.subheader("The answer so far (experiment 2: close vs distant languages)")
+    st.markdown("\n".join(design_render.answer_lines(experiment)))
+    towers = {t.tower: t for t in experiment.towers if t.f1}
+    if towers:
+        t1, t2 = st.columns(2)
+        tower_key = t1.radio("Text tower", list(towers), horizontal=True, key="ov_tower",
+                             format_func=lambda t: design_render.TOWER_LABEL.get(t, t))
+        tower = towers[tower_key]
+        tested = list(dict.fromkeys(t.arm for t in tower.f1))
+        default = [a for a in design_report.HEADLINE_ARMS if a in tested] or tested[:3]
+        arms = t2.multiselect("Arms", tested, default=default, key="ov_arms")
+        frame = design_report.delta_frame(tower, arms or None)
+        chart = viz.arm_delta_bars(frame, title=f"Δ vs EN-only, text→image R@{design_report.PRIMARY_K}: "
+                                   "English, close → distant (seeds pooled, Holm over the declared family)",
+                                   x_order=design_report.lang_order(tower.langs))
+        show_chart(chart, "ov_answer", f"experiment2_{tower.tower}_delta")
+        st.caption(f"{experiment.n_runs} runs of run set `{experiment.run_set}`; each bar pools the seeds finished "
+                   f"(design: {len(experiment.design_seeds)}). The declared tests, English cost (TOST) and every "
+                   "table: `results/experiment-2/README.md`.")
 
 rows = load_rows()
 if rows is None:

@@ -183,7 +183,8 @@ def significance_marker(p: float, alpha: float = 0.05) -> str:
 
 
 def arm_delta_bars(table: pd.DataFrame, *, x: str = "lang", color: str = "arm", p_column: str = "p_holm",
-                   alpha: float = 0.05, baseline: str = "EN-only", title: str = "") -> Chart:
+                   alpha: float = 0.05, baseline: str = "EN-only", title: str = "",
+                   x_order: Sequence | None = None) -> Chart:
     """Δ vs a baseline arm per language with CIs; * / ** mark Holm-corrected significance."""
     _need(table, (x, color, "delta"), "arm_delta_bars")
     tidy = table.reset_index(drop=True).copy()
@@ -192,7 +193,7 @@ def arm_delta_bars(table: pd.DataFrame, *, x: str = "lang", color: str = "arm", 
     pvals = tidy[p_column] if p_column in tidy.columns else pd.Series([math.nan] * len(tidy))
     tidy["significant"] = [significance_marker(p, alpha) for p in pvals]
     chart = bars_with_ci(tidy.rename(columns={"delta": "value"}), x, color=color, title=title,
-                         y_label=f"Δ vs {baseline} (points)", text="significant")
+                         y_label=f"Δ vs {baseline} (points)", text="significant", x_order=x_order)
     chart.fig.update_traces(textposition="outside")
     chart.fig.add_hline(y=0, line_width=1, line_color="gray")
     chart.table = chart.table.rename(columns={"value": "delta"})

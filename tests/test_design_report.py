@@ -85,3 +85,23 @@ def test_rendered_report_follows_the_tests(tmp_path):
     assert "no difference between the groups is shown for mlcs-de-fr-pt-zh-ar (MDE" in text
     assert "| blcs-de | +0.0 | [+0.0, +0.0] | unchanged within ±3" in text
     assert "3/5" in text  # the rows say how many of the design's seeds they pool
+
+
+def test_facts_round_trip_through_json(tmp_path):
+    import json
+
+    report = design_report.build_report(_store(tmp_path), "experiment-2", towers=("e5",))
+    written = design_render.write(report, tmp_path / "out")
+    back = design_report.from_json(json.loads((tmp_path / "out" / "report.json").read_text()))
+    assert design_render.render(back).split("\n", 3)[3] == design_render.render(report).split("\n", 3)[3]
+    assert (tmp_path / "out" / "README.md") in written
+
+
+def test_delta_frame_orders_languages_close_to_distant(tmp_path):
+    (tower,) = design_report.build_report(_store(tmp_path), "experiment-2", towers=("e5",)).towers
+    frame = design_report.delta_frame(tower)
+    assert list(frame["arm"].unique()) == ["mlcs-de-fr-pt-zh-ar"]  # the headline arm present
+    assert list(frame["lang"]) == ["en", "de", "fr", "pt", "cs", "zh", "ar"]
+    assert list(frame["group"]) == ["English", "close", "close", "close", "between", "distant", "distant"]
+    every = design_report.delta_frame(tower, arms=["blcs-zh", "blcs-de"])
+    assert set(every["arm"]) == {"blcs-zh", "blcs-de"} and len(every) == 14

@@ -80,9 +80,9 @@ def run(args: argparse.Namespace) -> int:
         from csr_core.training import design_render, design_report
 
         root = Path(args.results) if args.results else results_dir()
-        path = root / design.run_set / "README.md"
-        design_render.write(design_report.build_report(ResultsStore(root), design.run_set, towers=args.towers), path)
-        print(f"wrote {path}")
+        report = design_report.build_report(ResultsStore(root), design.run_set, towers=args.towers)
+        for path in design_render.write(report, root / design.run_set):
+            print(f"wrote {path}")
     elif args.report or args.report_only:
         path = write_report(args.results, args.heads_dir, expected=expected)
         print(f"wrote {path}")

@@ -53,6 +53,11 @@ def _group(lang: str) -> str:
         "between" if lang in BETWEEN_LANGS else ""
 
 
+def answer_lines(report: DesignReport) -> list[str]:
+    """The current answer, one bullet per tower (the README's and the Overview's first lines)."""
+    return [line for t in report.towers for line in _answer(t)]
+
+
 def _answer(t: TowerReport) -> list[str]:
     """The close-vs-distant answer for one tower, one sentence per arm kind, from family F2."""
     if not t.f2:
@@ -158,17 +163,23 @@ def render(report: DesignReport) -> str:
         f"±{ENGLISH_MARGIN:g} points. cs is evaluated but in neither group. Everything else is exploratory.", "",
         "## The answer", "",
     ]
-    for t in report.towers:
-        lines += _answer(t)
+    lines += answer_lines(report)
     lines.append("")
     for t in report.towers:
         lines += _tower_sections(t, report.design_seeds)
     return "\n".join(lines).rstrip() + "\n"
 
 
-def write(report: DesignReport, path) -> None:
+def write(report: DesignReport, folder) -> list:
+    """README.md (this module's prose) and report.json (the facts, for the dashboard) into `folder`, atomically."""
+    import json
     from pathlib import Path
 
     from csr_core import _io
+    from csr_core.training.design_report import to_json
 
-    _io.atomic_write_text(Path(path), render(report))
+    folder = Path(folder)
+    facts = json.dumps(to_json(report), indent=1, sort_keys=True, allow_nan=True)
+    _io.atomic_write_text(folder / "report.json", facts + "\n")
+    _io.atomic_write_text(folder / "README.md", render(report))
+    return [folder / "README.md", folder / "report.json"]

@@ -246,3 +246,83 @@ def fmt_p(p: float) -> str:
     if not math.isfinite(p):
         return "–"
     return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
+HEADLINE_ARMS = ("mlcs-de-fr-pt-zh-ar", "mix-mlcs-de-fr-pt-zh-ar", "noise-mlcs-de-fr-pt-zh-ar", "tt-de-fr-pt-zh-ar")
+
+
+def lang_order(langs: Sequence[str]) -> list[str]:
+    """English, then close, between and distant languages: one order for every table and chart."""
+    rank = {x: i for i, x in enumerate(("en", *CLOSE_LANGS, *BETWEEN_LANGS, *DISTANT_LANGS))}
+    return sorted(langs, key=lambda x: (rank.get(x, len(rank)), x))
+
+
+def delta_frame(tower: TowerReport, arms: Sequence[str] | None = None) -> pd.DataFrame:
+    """Family F1 as a tidy table (arm, lang, group, delta, ci_low, ci_high, p_holm, mde) in the shared language order;
+    `arms` None: the headline arms present (else every tested arm)."""
+    tested = list(dict.fromkeys(t.arm for t in tower.f1))
+    chosen = [a for a in (arms or HEADLINE_ARMS) if a in tested] or tested
+    order = {x: i for i, x in enumerate(lang_order(tower.langs))}
+    rows = [{"arm": t.arm, "lang": t.target,
+             "group": ("close" if t.target in CLOSE_LANGS else "distant" if t.target in DISTANT_LANGS
+                       else "between" if t.target in BETWEEN_LANGS else "English"),
+             "delta": t.estimate.value, "ci_low": t.estimate.low, "ci_high": t.estimate.high,
+             "p_holm": t.p_adjusted, "mde": t.mde, "seeds": t.estimate.n_seeds}
+            for t in tower.f1 if t.arm in chosen]
+    frame = pd.DataFrame(rows, columns=["arm", "lang", "group", "delta", "ci_low", "ci_high", "p_holm", "mde",
+                                        "seeds"])
+    return frame.sort_values(["lang", "arm"], key=lambda c: c.map(order) if c.name == "lang" else c.map(
+        {a: i for i, a in enumerate(chosen)})).reset_index(drop=True)
+
+
+# ---- the facts as JSON (the dashboard reads them; the README is rendered from the same object) -----------------------
+
+FACTS_VERSION = 1
+
+
+def _est(d: dict) -> Estimate:
+    return Estimate(**d)
+
+
+def to_json(report: DesignReport) -> dict:
+    """A plain-JSON form of the report: tuple-keyed tables become lists of records."""
+    from dataclasses import asdict
+
+    towers = []
+    for t in report.towers:
+        towers.append({
+            "tower": t.tower, "arms": t.arms, "seeds": t.seeds, "langs": t.langs,
+            "primary": [{"arm": a, "lang": x, **asdict(c)} for (a, x), c in t.primary.items()],
+            "secondary": [{"arm": a, "direction": d, "lang": x, "k": k, **asdict(c)}
+                          for (a, d, x, k), c in t.secondary.items()],
+            "f1": [asdict(x) for x in t.f1], "f2": [asdict(x) for x in t.f2],
+            "english": [asdict(x) for x in t.english],
+            "closure": [{"arm": a, "lang": x, "value": v} for (a, x), v in t.closure.items()],
+            "multilingual": [{"arm": a, **asdict(c)} for a, c in t.multilingual.items()],
+        })
+    return {"facts_version": FACTS_VERSION, "run_set": report.run_set, "design_seeds": report.design_seeds,
+            "design_arms": report.design_arms, "commits": report.commits, "dirty_runs": report.dirty_runs,
+            "n_runs": report.n_runs, "towers": towers}
+
+
+def from_json(data: dict) -> DesignReport:
+    """The inverse of `to_json` (raises DataError on another facts version)."""
+    from csr_core.errors import DataError
+
+    if data.get("facts_version") != FACTS_VERSION:
+        raise DataError(f"experiment report facts version {data.get('facts_version')!r}, expected {FACTS_VERSION}; "
+                        "regenerate them with `python -m csr_core experiment --design experiment-2 --report-only`")
+    towers = []
+    for t in data["towers"]:
+        cell = lambda r: Cell(_est(r["estimate"]), r["seed_sd"])  # noqa: E731
+        tr = TowerReport(t["tower"], list(t["arms"]), {a: list(s) for a, s in t["seeds"].items()}, list(t["langs"]))
+        tr.primary = {(r["arm"], r["lang"]): cell(r) for r in t["primary"]}
+        tr.secondary = {(r["arm"], r["direction"], r["lang"], int(r["k"])): cell(r) for r in t["secondary"]}
+        tr.f1 = [Test(r["arm"], r["target"], _est(r["estimate"]), r["p_adjusted"], r["family"]) for r in t["f1"]]
+        tr.f2 = [Test(r["arm"], r["target"], _est(r["estimate"]), r["p_adjusted"], r["family"]) for r in t["f2"]]
+        tr.english = [EnglishCost(r["arm"], _est(r["estimate"]), r["tost"]) for r in t["english"]]
+        tr.closure = {(r["arm"], r["lang"]): float(r["value"]) for r in t["closure"]}
+        tr.multilingual = {r["arm"]: cell(r) for r in t["multilingual"]}
+        towers.append(tr)
+    return DesignReport(data["run_set"], list(data["design_seeds"]), list(data["design_arms"]), towers,
+                        list(data["commits"]), int(data["dirty_runs"]), int(data["n_runs"]))
