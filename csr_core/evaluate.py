@@ -2,7 +2,8 @@
 
 Settings (see ../shared/DESIGN.md): `monolingual` (captions of X <-> images), `cross` (caption in X -> its parallel
 caption in Y through the text tower), `multilingual` (one gallery of captions in every language; language bias of
-top-1 hits), `cs-queries` (English queries code-switched into X at several p: a robustness curve).
+top-1 hits), `cs-queries` (English queries code-switched into X at several p: a robustness curve), `translate-test`
+(captions of X translated word by word into English, then retrieved as English).
 
 Everything is computed in memory and written with one atomic `ResultsStore.write_run` at the end, so a cancelled or
 killed evaluation never leaves partial rows; embeddings go through the on-disk cache, so a rerun only pays for what
@@ -471,3 +472,35 @@ def _cs_queries(ctx: _EvalContext) -> tuple[list[dict], list[pd.DataFrame]]:
             records += ctx.recall_records(ranks, **fields)
             frames.append(ctx.rank_frame(ranks, flat.caption_ids, **fields))
     return records, frames
+
+
+def _translate_test(ctx: _EvalContext) -> tuple[list[dict], list[pd.DataFrame]]:
+    """Captions of each non-English language translated word by word into English (inverted MUSE), then t2i."""
+    from csr_core.lexicon import load_muse, muse_path
+    from csr_core.metrics import first_hit_ranks
+    from csr_core.translate_test import reverse_lexicon, word_by_word
+
+    image_emb = ctx.image_embeddings()
+    records: list[dict] = []
+    frames: list[pd.DataFrame] = []
+    for lang in ctx.langs:
+        if lang == "en":
+            continue
+        base = lang.split("-x-")[0]
+        if muse_path(base) is None:
+            ctx.notes.append(f"translate-test {lang}: no MUSE en-{base} dictionary to invert: skipped")
+            continue
+        ctx.ticker.check()
+        lexicon = reverse_lexicon(base)
+        ctx.lexicon_fingerprints[f"lexicon:en-{base}"] = load_muse(base).fingerprint
+        flat = ctx.dataset.flat(lang)
+        translated = word_by_word(flat.texts, base, lexicon)
+        ctx.notes.append(f"translate-test {lang}: {100 * translated.token_share:.0f}% of word tokens translated")
+        emb = ctx.text_embeddings(translated.texts, "en", f"translate-test {lang}")
+        caption_image = np.asarray(flat.caption_image, dtype=np.int64)
+        ranks = first_hit_ranks(emb, image_emb, caption_image, np.arange(len(image_emb)))
+        fields = dict(setting="translate-test", query_lang=lang, doc_lang="img", direction="t2i")
+        records += ctx.recall_records(ranks, **fields)
+        frames.append(ctx.rank_frame(ranks, flat.caption_ids, **fields))
+    return records, frames
+

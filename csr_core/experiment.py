@@ -56,6 +56,7 @@ class Design:
     variants: dict[str, int]  # switched variants (the dynamic bank) per text tower
     xtd_seeds: tuple[int, ...] | None  # seeds evaluated on XTD10 text too (None: all)
     ship_seeds: tuple[int, ...]
+    translate_test: bool = False  # EN-only is also evaluated with X queries translated word by word into EN
 
 
 DESIGNS: dict[str, Design] = {
@@ -65,7 +66,8 @@ DESIGNS: dict[str, Design] = {
     # close vs distant: five languages, five seeds whose switching draws differ, dynamic switching
     "experiment-2": Design("experiment-2", DESIGN_ARMS, (0, 1, 2, 3, 4), ("en", "de", "fr", "pt", "cs", "zh", "ar"),
                            check_settings(("monolingual", "multilingual", "cs-queries")),
-                           ("de", "fr", "pt", "zh", "ar"), "dynamic", {"minilm": 2, "e5": 1}, (0,), ()),
+                           ("de", "fr", "pt", "zh", "ar"), "dynamic", {"minilm": 2, "e5": 1}, (0,), (),
+                           translate_test=True),
 }
 DEFAULT_DESIGN = "experiment-2"
 
@@ -93,6 +95,7 @@ class ExperimentConfig:
     run_set: str = ""
     variants: dict[str, int] = field(default_factory=dict)  # per tower; empty: the trainer's default
     log_path: str | None = None  # the training log (default: <heads_dir>/training_log.json)
+    translate_test: bool = False  # evaluate EN-only with word-by-word translated queries too
 
     @classmethod
     def from_design(cls, name: str = DEFAULT_DESIGN, **overrides: Any) -> "ExperimentConfig":
@@ -101,7 +104,8 @@ class ExperimentConfig:
         d = DESIGNS[name]
         base: dict[str, Any] = dict(arms=d.arms, seeds=d.seeds, ship_seeds=d.ship_seeds, test_langs=d.test_langs,
                                     settings=d.settings, cs_langs=d.cs_langs, xtd_seeds=d.xtd_seeds, run_set=d.run_set,
-                                    variants=dict(d.variants), train={"switching": d.switching})
+                                    variants=dict(d.variants), train={"switching": d.switching},
+                                    translate_test=d.translate_test)
         return cls(**(base | {k: v for k, v in overrides.items() if v is not None}))
 
     def training_log_path(self) -> Path:
@@ -133,6 +137,8 @@ def eval_configs(tower: str, arm: str, seed: int, cfg: ExperimentConfig):
 
     name = model_name(tower, arm, seed)
     settings = tuple(s for s in cfg.settings if s != "cs-queries" or seed in cfg.cs_query_seeds)
+    if arm == "en" and cfg.translate_test:
+        settings += ("translate-test",)  # the translate-test baseline: EN-only with X queries translated into EN
     configs = [EvalConfig(model=name, dataset="flickr8k-multi30k", split="test", langs=tuple(cfg.test_langs),
                           settings=settings, seed=seed, cs_ps=tuple(cfg.cs_ps), cs_langs=tuple(cfg.cs_langs),
                           train_arm=arm, run_set=cfg.run_set)]

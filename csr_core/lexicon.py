@@ -238,6 +238,18 @@ class Lexicon:
     def __repr__(self) -> str:
         return f"Lexicon({self.name!r}, {self.src}->{self.tgt}, {len(self._table)} sources)"
 
+    def inverted(self) -> "Lexicon":
+        """The reverse dictionary (tgt -> src): every translation becomes a key whose values are the source phrases
+        that gave it, in file order (so the first sense of the reverse lookup is the first pair in the file)."""
+        table: dict[str, list[str]] = {}
+        for key, values in self._table.items():
+            for value in values:
+                bucket = table.setdefault(value, [])
+                if key not in bucket:
+                    bucket.append(key)
+        usable = {k: v for k, v in table.items() if _norm_key(k)[1]}
+        return Lexicon(usable, src=self.tgt or "xx", tgt=self.src, name=f"{self.tgt}-{self.src} (inverted {self.name})")
+
     def target_words(self) -> tuple[str, ...]:
         """Every distinct translation, sorted (the noise-control arm draws random target words from it)."""
         cached = getattr(self, "_target_words", None)

@@ -103,6 +103,10 @@ SETTINGS: dict[str, Setting] = {
         Setting("cs-queries", "Code-switched EN queries",
                 "English queries code-switched into X at p ∈ {0, .25, .5, .75, 1}: a robustness curve", ("t2i",),
                 True, "curve", "_cs_queries", code_switched=True),
+        Setting("translate-test", "Translate-test (X → EN word by word)",
+                "captions of X translated word by word into English (inverted MUSE, first sense; zh segmented by "
+                "jieba), then ↔ images as English queries: the translate-test baseline", ("t2i",), True,
+                "series×lang", "_translate_test"),
     )
 }
 SETTING_NAMES: tuple[str, ...] = tuple(SETTINGS)

@@ -51,8 +51,11 @@ def _store(tmp_path) -> ResultsStore:
     }
     for seed in range(3):
         en = _ranks(en_prob, rng)
-        _write(store, f"csr-mini-m:en/s{seed}", "en", seed, en, "experiment-2")
         base = dict(zip(en["query_id"], en["rank"] == 1))
+        # translate-test rows of EN-only: the X captions translated, here a planted +30 points outside English
+        tt = _ranks({lang: 0.3 for lang in LANGS}, rng, base)
+        tt = tt[tt["query_lang"] != "en"].assign(setting="translate-test")
+        _write(store, f"csr-mini-m:en/s{seed}", "en", seed, pd.concat([en, tt], ignore_index=True), "experiment-2")
         for arm, prob in extra.items():
             _write(store, f"csr-mini-m:{arm}/s{seed}", arm, seed, _ranks(prob, rng, base), "experiment-2")
     # a run outside the run set (an earlier experiment's model name) must not be read
@@ -63,14 +66,15 @@ def _store(tmp_path) -> ResultsStore:
 def test_declared_tests_find_the_planted_effects(tmp_path):
     report = design_report.build_report(_store(tmp_path), "experiment-2", towers=("e5",))
     (tower,) = report.towers
-    assert tower.arms == ["en", "blcs-de", "blcs-zh", "mlcs-de-fr-pt-zh-ar"]  # design order, present arms only
+    assert tower.arms == ["en", "blcs-de", "blcs-zh", "mlcs-de-fr-pt-zh-ar", design_report.TRANSLATE_TEST]
     assert tower.seeds["blcs-zh"] == [0, 1, 2] and report.n_runs == 12
     f2 = {t.arm: t for t in tower.f2}
     assert f2["blcs-zh"].significant and f2["blcs-zh"].estimate.value > 15
     assert f2["blcs-de"].significant and f2["blcs-de"].estimate.value < -15
     assert not f2["mlcs-de-fr-pt-zh-ar"].significant  # equal gains everywhere: nothing to find
     f1 = {(t.arm, t.target): t for t in tower.f1}
-    assert len(tower.f1) == 3 * len(LANGS)
+    assert len(tower.f1) == 3 * len(LANGS) + len(LANGS) - 1  # translate-test has no English row
+    assert f1[(design_report.TRANSLATE_TEST, "zh")].significant
     assert f1[("blcs-zh", "zh")].significant and not f1[("blcs-zh", "de")].significant
     assert f1[("blcs-zh", "de")].estimate.value == 0.0  # no extra hits planted: exactly EN-only's hits
     cost = {c.arm: c for c in tower.english}
@@ -105,3 +109,4 @@ def test_delta_frame_orders_languages_close_to_distant(tmp_path):
     assert list(frame["group"]) == ["English", "close", "close", "close", "between", "distant", "distant"]
     every = design_report.delta_frame(tower, arms=["blcs-zh", "blcs-de"])
     assert set(every["arm"]) == {"blcs-zh", "blcs-de"} and len(every) == 14
+    assert design_report.lang_order(["zh", "cs", "en", "pt"]) == ["en", "pt", "cs", "zh"]

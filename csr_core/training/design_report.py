@@ -32,6 +32,8 @@ ENGLISH_MARGIN = 3.0  # points of R@10: "English is unchanged" means the 90 % in
 ALPHA = 0.05
 N_BOOT = 2000
 BETWEEN_LANGS = ("cs",)  # evaluated, in neither group (Slavic: typologically between the close and distant sets)
+#: EN-only evaluated with X queries translated word by word into English: a baseline row beside the arms
+TRANSLATE_TEST = "en+translate-test"
 
 
 @dataclass(frozen=True)
@@ -132,9 +134,15 @@ class _Hits:
             self._frames[run_id] = self.store.load_ranks(run_id)
         return self._frames[run_id]
 
+    def has_setting(self, tower: str, arm: str, seed: int, setting: str) -> bool:
+        return bool((self._ranks(self.runs.ids[(tower, arm)][seed])["setting"] == setting).any())
+
     def matrix(self, tower: str, arm: str, seeds: Sequence[int], setting: str, direction: str, lang: str,
                k: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
-        """(queries x seeds hits, photo per query, query ids); queries present in every seed."""
+        """(queries x seeds hits, photo per query, query ids); queries present in every seed. The pseudo-arm
+        `TRANSLATE_TEST` reads the EN-only runs' translate-test rows."""
+        if arm == TRANSLATE_TEST:
+            arm, setting = "en", ("translate-test" if setting == "monolingual" else "-")
         cols, photos = {}, None
         side = "query_lang" if direction == "t2i" else "doc_lang"
         for s in seeds:
@@ -170,6 +178,9 @@ def _per_photo(mat: np.ndarray, photos: np.ndarray) -> pd.DataFrame:
 def _tower(hits: _Hits, tower: str, arms: Sequence[str], langs: Sequence[str]) -> TowerReport:
     found = {arm: sorted(hits.runs.ids.get((tower, arm), {})) for arm in arms}
     present = [arm for arm in arms if found[arm]]
+    if "en" in present and any(hits.has_setting(tower, "en", s, "translate-test") for s in found["en"]):
+        found[TRANSLATE_TEST] = [s for s in found["en"] if hits.has_setting(tower, "en", s, "translate-test")]
+        present.append(TRANSLATE_TEST)
     report = TowerReport(tower, present, {a: found[a] for a in present}, list(langs))
     if "en" not in present:
         return report
