@@ -214,12 +214,16 @@ def _finished_entry(cfg: ExperimentConfig, key: str, store) -> dict | None:
     entry = json.loads(path.read_text()).get(key)
     if not entry or entry.get("run_set", "") != cfg.run_set:
         return None
+    from csr_core.results import build_manifest
+
     tower, arm, seed = key.split("/")[0], entry["arm"], int(entry["seed"])
-    wanted = {c.dataset for c in eval_configs(tower, arm, seed, cfg)} if cfg.evaluate else set()
-    stored = {m["run_id"] for m in store.runs()}
+    stored = {m["run_id"]: m.get("params_key") for m in store.runs()}
     runs = entry.get("runs", {})
-    if not wanted <= set(runs) or not all(runs[d] in stored for d in wanted):
-        return None
+    for config in (eval_configs(tower, arm, seed, cfg) if cfg.evaluate else ()):
+        run_id = runs.get(config.dataset)
+        # the stored run must be this evaluation (same params), not an older one with other settings
+        if run_id not in stored or stored[run_id] != build_manifest(config.params())["params_key"]:
+            return None
     return entry
 
 

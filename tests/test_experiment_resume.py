@@ -1,0 +1,38 @@
+"""Resuming the experiment grid: a (tower, arm, seed) is skipped only when every one of its evaluations is stored with
+exactly the parameters the design asks for now."""
+
+from __future__ import annotations
+
+import json
+
+from csr_core.experiment import ExperimentConfig, _finished_entry, eval_configs
+from csr_core.results import ResultsStore, build_manifest, make_rows
+
+
+def _log(cfg: ExperimentConfig, key: str, entry: dict) -> None:
+    path = cfg.training_log_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({key: entry}))
+
+
+def test_finished_runs_are_skipped_and_changed_designs_are_not(tmp_path):
+    cfg = ExperimentConfig.from_design("experiment-2", results_dir=str(tmp_path), towers=("e5",))
+    assert cfg.training_log_path() == tmp_path / "experiment-2" / "training_log.json"
+    store = ResultsStore(tmp_path)
+    configs = eval_configs("e5", "blcs-zh", 0, cfg)
+    assert [c.dataset for c in configs] == ["flickr8k-multi30k", "xtd10"] and configs[0].run_set == "experiment-2"
+    runs = {c.dataset: store.write_run(make_rows([]), build_manifest(c.params())) for c in configs}
+    entry = {"model": "csr-mini-m:blcs-zh/s0", "arm": "blcs-zh", "seed": 0, "run_set": "experiment-2", "runs": runs}
+    _log(cfg, "e5/blcs-zh/s0", entry)
+    assert _finished_entry(cfg, "e5/blcs-zh/s0", store) == entry
+    assert _finished_entry(cfg, "e5/blcs-zh/s1", store) is None  # never trained
+
+    # EN-only's evaluation now includes translate-test: a stored run without it is not "finished"
+    (test_cfg, *_) = eval_configs("e5", "en", 0, cfg)
+    assert "translate-test" in test_cfg.settings
+    older = build_manifest({**test_cfg.params(), "settings": [s for s in test_cfg.settings if s != "translate-test"]})
+    en_runs = {"flickr8k-multi30k": store.write_run(make_rows([]), older),
+               "xtd10": store.write_run(make_rows([]), build_manifest(eval_configs("e5", "en", 0, cfg)[1].params()))}
+    _log(cfg, "e5/en/s0", {"model": "csr-mini-m:en/s0", "arm": "en", "seed": 0, "run_set": "experiment-2",
+                           "runs": en_runs})
+    assert _finished_entry(cfg, "e5/en/s0", store) is None
