@@ -12,8 +12,8 @@ from csr_core.dashboard_state import Job, Param, format_duration, pick
 from csr_core.errors import CSRError
 from csr_core.model_names import model_family
 from csr_core.settings import SERIES_SETTINGS
-from app_pages._ui import (empty_results_message, load_ranks, load_rows, publish_to_url, remember, restore,
-                       seed_from_url, show_chart, store, valid_choice)
+from app_pages._ui import (empty_results_message, load_experiment_report, load_ranks, load_rows, load_runs,
+                       publish_to_url, remember, restore, seed_from_url, show_chart, store, valid_choice)
 
 KEYS = ("ft_dataset", "ft_setting", "ft_direction", "ft_k", "ft_model", "ft_baseline", "ft_arms")
 SCHEMA = {"dataset": Param("str", ""), "setting": Param("str", "monolingual", SERIES_SETTINGS),
@@ -24,7 +24,47 @@ seed_from_url(SCHEMA, {"dataset": "ft_dataset", "setting": "ft_setting", "direct
                        "model": "ft_model", "baseline": "ft_baseline"})
 
 st.title("Fine-tuning arms")
-st.caption("Same budget and seeds per arm (zero-shot, EN-only, BL-CS, ML-CS, translate-train, dictionary). "
+
+
+def experiment_section() -> None:
+    """Experiment 2 as the report states it: arms (seeds pooled), the declared family's tests, English cost."""
+    from csr_core.training import design_render, design_report
+
+    experiment = load_experiment_report()
+    if experiment is None:
+        return
+    towers = {t.tower: t for t in experiment.towers if t.primary}
+    if not towers:
+        return
+    st.subheader("Experiment 2: arms with their seeds pooled (the report's declared tests)")
+    e1, e2 = st.columns(2)
+    tower_key = e1.radio("Text tower", list(towers), horizontal=True, key="ft_exp_tower",
+                         format_func=lambda t: design_render.TOWER_LABEL.get(t, t))
+    tower = towers[tower_key]
+    langs = design_report.lang_order(tower.langs)
+    primary = design_report.primary_frame(tower)
+    side = viz.heatmap(primary, x="lang", y="arm", x_order=langs, y_order=tower.arms,
+                       value_label=f"R@{design_report.PRIMARY_K} %",
+                       title=f"text→image R@{design_report.PRIMARY_K}, mean over seeds (hover: two-level 95% CI)")
+    show_chart(side, "ft_exp_side", f"experiment2_{tower.tower}_primary")
+    tested = list(dict.fromkeys(t.arm for t in tower.f1))
+    arms = e2.multiselect("Arms vs EN-only", tested, default=tested[: min(4, len(tested))], key="ft_exp_arms")
+    if arms:
+        chart = viz.arm_delta_bars(design_report.delta_frame(tower, arms), x_order=langs,
+                                   title=f"Δ vs EN-only (seeds pooled; * Holm over all {len(tower.f1)} tests of "
+                                         "family F1)")
+        show_chart(chart, "ft_exp_delta", f"experiment2_{tower.tower}_delta")
+    st.dataframe(pd.DataFrame([{"arm": c.arm, "Δ en": round(c.estimate.value, 1),
+                                "90% interval": f"[{c.tost['low']:+.1f}, {c.tost['high']:+.1f}]",
+                                "verdict": design_render.english_verdict(c, {(t.arm, t.target): t for t in tower.f1})}
+                               for c in tower.english]), hide_index=True, key="ft_exp_english")
+    st.caption("Pooled exactly as `results/README.md` pools them (same facts file). Below: single runs, "
+               "for your own and scratch runs.")
+
+
+experiment_section()
+st.subheader("Single runs")
+st.caption("One run per arm (the latest), outside any experiment's run set. "
            "Δ is paired on the same queries: bootstrap CI, exact McNemar, Holm across languages.")
 
 
@@ -60,10 +100,17 @@ def _compare(run_a: str, run_b: str, k: int, setting: str, direction: str, _rank
 rows = load_rows()
 if rows is None:
     st.stop()
+from csr_core.training.design_report import experiment_run_sets  # noqa: E402  (light: no torch)
+
+in_experiments = {m["run_id"] for m in load_runs()
+                  if (m.get("params") or {}).get("run_set", "") in experiment_run_sets()}
 recall = rows[(rows["source"] == "ours") & (rows["metric"] == "recall")
-              & rows["setting"].isin(SERIES_SETTINGS)]
+              & rows["setting"].isin(SERIES_SETTINGS) & ~rows["run_id"].isin(in_experiments)]
 if recall.empty:
-    empty_results_message() if rows.empty else st.info("No monolingual/multilingual runs of our own yet.")
+    if rows.empty:
+        empty_results_message()
+    else:
+        st.info("No monolingual/multilingual single runs of our own yet (outside the experiments' run sets).")
 else:
     recall = recall.assign(arm=arm_label(recall).to_numpy())
     c1, c2, c3, c4 = st.columns(4)
@@ -177,7 +224,7 @@ else:
             outcome = finetune(config, out_dir=None, log=lambda message: progress(f"train: {message[:80]}", 0, 0))
             evaluation = EvalConfig(model=outcome.encoder.name, dataset="flickr8k-multi30k", split="test",
                                     langs=("en", "de", "fr", "cs"), settings=("monolingual",), seed=new_seed,
-                                    train_arm=arm_name)
+                                    train_arm=arm_name, run_set="scratch")
             return run_evaluation(evaluation, encoder=outcome.encoder, store=results, progress=progress,
                                   cancel=cancel)
 

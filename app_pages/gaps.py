@@ -50,8 +50,10 @@ if rows is None:
     st.stop()
 mono = rows[(rows["setting"] == "monolingual") & (rows["metric"] == "recall") & (rows["source"] == "ours")]
 if mono.empty:
-    empty_results_message() if rows.empty else st.info("No monolingual runs of our own yet: gaps need per-query "
-                                                       "ranks (reference numbers have none).")
+    if rows.empty:
+        empty_results_message()
+    else:
+        st.info("No monolingual runs of our own yet: gaps need per-query ranks (reference numbers have none).")
     st.stop()
 manifests = {str(m["run_id"]): m for m in load_runs()}
 

@@ -43,7 +43,7 @@ if experiment is not None:
         show_chart(chart, "ov_answer", f"experiment2_{tower.tower}_delta")
         st.caption(f"{experiment.n_runs} runs of run set `{experiment.run_set}`; each bar pools the seeds finished "
                    f"(design: {len(experiment.design_seeds)}). The declared tests, English cost (TOST) and every "
-                   "table: `results/experiment-2/README.md`.")
+                   "table: `results/README.md`.")
 
 rows = load_rows()
 if rows is None:

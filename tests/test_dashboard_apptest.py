@@ -758,3 +758,52 @@ def test_gaps_page_opens_on_a_close_vs_distant_answer_for_the_shipped_runs(monke
     assert set(gaps.loc[gaps["lang"].isin(["zh", "ar"]), "paired"]) == {"photo"}
     pairs = chart_titled(at, "pair score")
     assert "n = " in pairs["layout"]["title"]["text"]
+
+
+@pytest.fixture(scope="module")
+def experiment_store(tmp_path_factory):
+    """Experiment-2 runs with planted effects and the report facts written from them, as `experiment` writes them."""
+    from testsupport import build_planted_design_store
+
+    from csr_core.training import design_render, design_report
+
+    root = tmp_path_factory.mktemp("experiment")
+    store = build_planted_design_store(root)
+    report = design_report.build_report(store, "experiment-2", towers=("e5",))
+    design_render.write(report, root)
+    return {"root": root, "report": report}
+
+
+def test_overview_states_the_answer_from_the_declared_tests(experiment_store, monkeypatch):
+    monkeypatch.setenv("CSR_RESULTS_DIR", str(experiment_store["root"]))
+    at = app("app_pages/overview.py")
+    text = text_of(at)
+    assert "distant languages gain significantly more than close ones under blcs-zh" in text
+    chart = chart_titled(at, "English, close → distant")
+    (tower,) = experiment_store["report"].towers
+    f1 = {(t.arm, t.target): t.estimate.value for t in tower.f1}
+    bars = {trace["name"]: dict(zip(trace["x"], arr(trace["y"]))) for trace in chart["data"]}
+    assert list(bars) == ["mlcs-de-fr-pt-zh-ar"]  # the headline arm present in these runs
+    assert bars["mlcs-de-fr-pt-zh-ar"] == pytest.approx({x: f1[("mlcs-de-fr-pt-zh-ar", x)] for x in tower.langs})
+    assert chart["layout"]["xaxis"]["categoryarray"][:4] == ["en", "de", "fr", "pt"]
+
+
+def test_finetune_page_pools_the_experiments_seeds_and_keeps_its_runs_out_of_single_run_views(experiment_store,
+                                                                                              monkeypatch):
+    monkeypatch.setenv("CSR_RESULTS_DIR", str(experiment_store["root"]))
+    at = app("app_pages/finetune.py")
+    (tower,) = experiment_store["report"].towers
+    heat = chart_titled(at, "mean over seeds")["data"][0]
+    assert list(heat["y"]) == tower.arms
+    cell = tower.primary[("blcs-zh", "zh")].estimate.value
+    assert arr(heat["z"])[list(heat["y"]).index("blcs-zh"), list(heat["x"]).index("zh")] == pytest.approx(cell, abs=0.05)
+    widget(at, "multiselect", "ft_exp_arms").set_value(["blcs-zh", "blcs-de"])
+    rerun(at)
+    delta = chart_titled(at, "family F1")
+    names = sorted(trace["name"] for trace in delta["data"])
+    assert names == ["blcs-de", "blcs-zh"]
+    english = frame(at, "Δ en", "verdict")
+    assert set(english["arm"]) == {c.arm for c in tower.english}
+    assert "`None`" not in text_of(at)
+    # experiment runs are not single runs: no single-run comparison is drawn from them
+    assert not [c for c in charts(at) if "per language (95% CI; * Holm" in str(c["layout"].get("title"))]

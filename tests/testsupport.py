@@ -5,7 +5,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
+
+from csr_core.results import ResultsStore, build_manifest, make_rows
 
 
 def skip_or_fail(reason: str) -> None:
@@ -120,3 +124,63 @@ def assert_evaluates_and_guards_training_photos(model_name: str, results_dir: Pa
     with pytest.raises(DataError, match="training"):
         run_evaluation(EvalConfig(model=model_name, dataset="flickr8k-multi30k", split="train", langs=("en",),
                                   max_images=40, n_resamples=50), store=store)
+
+
+# ---- experiment-2 runs with planted effects (design report and dashboard tests) -------------------------------
+
+PLANTED_LANGS = ("en", "de", "fr", "pt", "cs", "zh", "ar")
+PLANTED_CAPTIONS = {"zh": 5, "ar": 3}
+PLANTED_PHOTOS = 120
+
+
+def _planted_ranks(hit_prob: dict[str, float], rng: np.random.Generator, base: dict | None = None) -> pd.DataFrame:
+    """Monolingual t2i ranks: a hit (rank 1) with the language's probability, else rank 50; `base` (the EN-only
+    hits of the same seed) keeps queries paired: an arm's hit is EN-only's hit OR an extra hit."""
+    rows = []
+    for lang in PLANTED_LANGS:
+        for p in range(PLANTED_PHOTOS):
+            for j in range(PLANTED_CAPTIONS.get(lang, 1)):
+                qid = f"{p}.jpg#{j}" if lang == "en" else f"{lang}:{p}.jpg#{j}"
+                hit = rng.random() < hit_prob[lang]
+                if base is not None:
+                    hit = base[qid] or (rng.random() < hit_prob[lang])
+                rows.append({"setting": "monolingual", "query_lang": lang, "doc_lang": "img", "direction": "t2i",
+                             "cs_mode": "", "cs_p": np.nan, "cs_langs": "", "query_id": qid,
+                             "rank": 1 if hit else 50, "image_id": f"{p}.jpg", "caption_lang": lang,
+                             "caption_index": j})
+    return pd.DataFrame(rows)
+
+
+def _write_planted(store: ResultsStore, model: str, arm: str, seed: int, ranks: pd.DataFrame, run_set: str) -> None:
+    params = {"model": model, "dataset": "flickr8k-multi30k", "split": "test", "seed": seed, "train_arm": arm,
+              "langs": list(PLANTED_LANGS), "settings": ["monolingual"]}
+    if run_set:
+        params["run_set"] = run_set
+    store.write_run(make_rows([]), build_manifest(params), ranks)
+
+
+def build_planted_design_store(tmp_path) -> ResultsStore:
+    """Experiment-2 runs (e5; EN-only, blcs-zh, blcs-de, ML-CS all; 3 seeds) with planted effects: blcs-zh adds hits
+    in zh/ar only, blcs-de in de/fr/pt only, ML-CS everywhere but English, translate-test +30 outside English."""
+    store = ResultsStore(tmp_path)
+    rng = np.random.default_rng(0)
+    en_prob = {lang: (0.6 if lang == "en" else 0.25) for lang in PLANTED_LANGS}
+    extra = {  # extra hits an arm adds on top of EN-only, per language
+        "blcs-zh": {lang: (0.35 if lang in ("zh", "ar") else 0.0) for lang in PLANTED_LANGS},
+        "blcs-de": {lang: (0.35 if lang in ("de", "fr", "pt") else 0.0) for lang in PLANTED_LANGS},
+        "mlcs-de-fr-pt-zh-ar": {lang: (0.2 if lang != "en" else 0.0) for lang in PLANTED_LANGS},
+    }
+    for seed in range(3):
+        en = _planted_ranks(en_prob, rng)
+        base = dict(zip(en["query_id"], en["rank"] == 1))
+        # translate-test rows of EN-only: the X captions translated, here a planted +30 points outside English
+        tt = _planted_ranks({lang: 0.3 for lang in PLANTED_LANGS}, rng, base)
+        tt = tt[tt["query_lang"] != "en"].assign(setting="translate-test")
+        _write_planted(store, f"csr-mini-m:en/s{seed}", "en", seed, pd.concat([en, tt], ignore_index=True), "experiment-2")
+        for arm, prob in extra.items():
+            _write_planted(store, f"csr-mini-m:{arm}/s{seed}", arm, seed, _planted_ranks(prob, rng, base), "experiment-2")
+    # a run outside the run set (an earlier experiment's model name) must not be read
+    _write_planted(store, "csr-mini-m:blcs-zh/s0", "blcs-zh", 0, _planted_ranks({lang: 0.0 for lang in PLANTED_LANGS}, rng), "")
+    return store
+
+

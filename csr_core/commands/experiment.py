@@ -1,12 +1,12 @@
-"""Run the fine-tuning experiment grid (arms x text towers x seeds) into results/ and write results/README.md.
+"""Run a fine-tuning experiment grid (arms x text towers x seeds) into results/ and write its report.
 
 Examples:
   python -m csr_core experiment                      # the full grid of the default design, then the report
   python -m csr_core experiment --design experiment-2 --towers e5 --seeds 0,1   # part of a grid (resumable)
   python -m csr_core experiment --towers minilm --seeds 0 --arms en,mlcs-de-fr-cs
   python -m csr_core experiment --report-only        # only regenerate the design's report from stored runs
-                                                     # (experiment-2: results/experiment-2/README.md;
-                                                     #  experiment-1: results/README.md)
+                                                     # (experiment-2: results/README.md + experiment-2/report.json;
+                                                     #  experiment-1: results/experiment-1.md)
 
 Runs already in the store with the same parameters and the same heads (content hash) are not evaluated again.
 """
@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 
 NAME = "experiment"
-HELP = "train + evaluate every arm x tower x seed into results/ and write results/README.md"
+HELP = "train + evaluate every arm x tower x seed of a design into results/ and write its report"
 
 
 def _csv(value: str) -> list[str]:
@@ -41,8 +41,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--top-layers", type=int, default=0,
                         help="instead of the grid: MiniLM with its top N text layers trained too, for --arms and "
                              "the first of --seeds (CPU-expensive; not shipped)")
-    parser.add_argument("--report", action="store_true", help="write results/README.md after the grid")
-    parser.add_argument("--report-only", action="store_true", help="only write results/README.md")
+    parser.add_argument("--report", action="store_true", help="write the design's report after the grid")
+    parser.add_argument("--report-only", action="store_true", help="only write the design's report (results/README.md for experiment-2)")
     parser.add_argument("--no-skip-existing", action="store_true")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads (the shipped heads were trained with 1; other counts can change "
@@ -81,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
 
         root = Path(args.results) if args.results else results_dir()
         report = design_report.build_report(ResultsStore(root), design.run_set, towers=args.towers)
-        for path in design_render.write(report, root / design.run_set):
+        for path in design_render.write(report, root):
             print(f"wrote {path}")
     elif args.report or args.report_only:
         path = write_report(args.results, args.heads_dir, expected=expected)

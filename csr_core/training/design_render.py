@@ -76,7 +76,7 @@ def _answer(t: TowerReport) -> list[str]:
     return parts
 
 
-def _english_verdict(cost: EnglishCost, f1: dict[tuple[str, str], Test]) -> str:
+def english_verdict(cost: EnglishCost, f1: dict[tuple[str, str], Test]) -> str:
     test = f1.get((cost.arm, "en"))
     if cost.tost["equivalent"]:
         return f"unchanged within ±{ENGLISH_MARGIN:g} (TOST p={fmt_p(cost.tost['p_value'])})"
@@ -116,7 +116,7 @@ def _tower_sections(t: TowerReport, design_seeds: list[int]) -> list[str]:
             "| arm | Δ en | 90% interval | verdict |", "|---|---|---|---|"]
     for cost in t.english:
         out.append(f"| {cost.arm} | {_num(cost.estimate.value, True)} | [{_num(cost.tost['low'], True)}, "
-                   f"{_num(cost.tost['high'], True)}] | {_english_verdict(cost, f1)} |")
+                   f"{_num(cost.tost['high'], True)}] | {english_verdict(cost, f1)} |")
     out += ["", "Exploratory (no correction): gap closure (arm_X − EN_X) / (EN_en − EN_X), 1 = gap gone, "
             "0 = unchanged (point estimates):", "", "| arm | " + " | ".join(x for x in langs if x != "en") + " |",
             "|" + "---|" * len(langs)]
@@ -167,19 +167,27 @@ def render(report: DesignReport) -> str:
     lines.append("")
     for t in report.towers:
         lines += _tower_sections(t, report.design_seeds)
+    lines += ["## Other shipped evidence", "",
+              "- [experiment-1.md](experiment-1.md): the first grid (de/fr/cs, 3 seeds sharing one code-switched text), "
+              "kept as a record with the audit's corrections; "
+              "`python -m csr_core experiment --design experiment-1 --report-only`.",
+              "- [distant-languages.md](distant-languages.md): the first grid's seed-0 heads on pt/zh/ar and language "
+              "pairs; `bash results/distant_languages.sh`.", ""]
     return "\n".join(lines).rstrip() + "\n"
 
 
-def write(report: DesignReport, folder) -> list:
-    """README.md (this module's prose) and report.json (the facts, for the dashboard) into `folder`, atomically."""
+def write(report: DesignReport, results_root) -> list:
+    """`<results>/README.md` (this module's prose) and `<results>/<run set>/report.json` (the facts, for the
+    dashboard), each atomically."""
     import json
     from pathlib import Path
 
     from csr_core import _io
     from csr_core.training.design_report import to_json
 
-    folder = Path(folder)
+    root = Path(results_root)
     facts = json.dumps(to_json(report), indent=1, sort_keys=True, allow_nan=True)
-    _io.atomic_write_text(folder / "report.json", facts + "\n")
-    _io.atomic_write_text(folder / "README.md", render(report))
-    return [folder / "README.md", folder / "report.json"]
+    paths = [root / "README.md", root / report.run_set / "report.json"]
+    _io.atomic_write_text(paths[1], facts + "\n")
+    _io.atomic_write_text(paths[0], render(report))
+    return paths

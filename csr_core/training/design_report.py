@@ -247,10 +247,13 @@ def build_report(store, run_set: str = "experiment-2", towers: Sequence[str] = (
     hits = _Hits(store, runs)
     langs = [lang for lang in design.test_langs]
     tower_reports = [_tower(hits, tower, design.arms, langs) for tower in towers]
-    commits = sorted({str(m.get("git_sha", ""))[:8] for m in runs.manifests})
-    dirty = sum(bool(m.get("git_dirty")) for m in runs.manifests)
+    chosen = {m["run_id"]: m for m in runs.manifests}
+    used_manifests = [chosen[r] for seeds in runs.ids.values() for r in seeds.values()]
+    commits = sorted({str(m.get("git_sha", ""))[:8] for m in used_manifests})
+    dirty = sum(bool(m.get("git_dirty")) for m in used_manifests)
+    used = {run_id for seeds in runs.ids.values() for run_id in seeds.values()}  # newest per (tower, arm, seed)
     return DesignReport(run_set, list(design.seeds), list(design.arms), [t for t in tower_reports if t.arms],
-                        [c for c in commits if c], dirty, len(runs.manifests))
+                        [c for c in commits if c], dirty, len(used))
 
 
 def fmt_p(p: float) -> str:
@@ -284,6 +287,21 @@ def delta_frame(tower: TowerReport, arms: Sequence[str] | None = None) -> pd.Dat
                                         "seeds"])
     return frame.sort_values(["lang", "arm"], key=lambda c: c.map(order) if c.name == "lang" else c.map(
         {a: i for i, a in enumerate(chosen)})).reset_index(drop=True)
+
+
+def primary_frame(tower: TowerReport) -> pd.DataFrame:
+    """The primary table as tidy rows (arm, lang, value, ci_low, ci_high, seeds, seed_sd) for heatmaps and exports."""
+    rows = [{"arm": a, "lang": x, "value": c.estimate.value, "ci_low": c.estimate.low, "ci_high": c.estimate.high,
+             "seeds": c.estimate.n_seeds, "seed_sd": c.seed_sd, "n_queries": c.estimate.n_queries}
+            for (a, x), c in tower.primary.items()]
+    return pd.DataFrame(rows, columns=["arm", "lang", "value", "ci_low", "ci_high", "seeds", "seed_sd", "n_queries"])
+
+
+def experiment_run_sets() -> frozenset[str]:
+    """Run sets that belong to a declared experiment (their runs are evidence; views of single runs leave them out)."""
+    from csr_core.experiment import DESIGNS
+
+    return frozenset(d.run_set for d in DESIGNS.values() if d.run_set)
 
 
 # ---- the facts as JSON (the dashboard reads them; the README is rendered from the same object) -----------------------

@@ -1,4 +1,4 @@
-"""results/README.md for the fine-tuning experiment, computed from the stored runs' per-query ranks.
+"""results/experiment-1.md for the first fine-tuning experiment, computed from the stored runs' per-query ranks.
 
 Statistics (documented in the README it writes):
 - a cell is the mean over seeds of R@K; its 95% CI is a percentile bootstrap over queries of the per-query hit rate
@@ -36,6 +36,7 @@ PROTOTYPE = {  # planning prototype: 300 held-out photos, one seed, t2i R@10 (DE
     ("e5", "mlcs-de-fr-cs"): {"en": 27.3, "de": 18.0, "fr": 21.0, "cs": 18.3},
 }
 N_BOOT = 2000
+EXPERIMENT_1_REPORT = "experiment-1.md"
 
 
 @dataclass
@@ -248,14 +249,14 @@ def _ordered_arms(arms: set[str]) -> list[str]:
 
 def write_report(results_dir: str | Path | None = None, heads_dir: str | Path | None = None,
                  out: str | Path | None = None, expected: dict | None = None) -> Path:
-    """Compute the report from the store and write it (default: `<results>/README.md`)."""
+    """Compute the report from the store and write it (default: `<results>/experiment-1.md`)."""
     from csr_core.encoders.csr_mini import HEADS_DIR
     from csr_core.results import ResultsStore
 
     store = ResultsStore(Path(results_dir) if results_dir else None)
     report = Report(store, Path(heads_dir) if heads_dir else HEADS_DIR, expected=expected)
     text = report.markdown()
-    target = Path(out) if out else Path(store.root) / "README.md"
+    target = Path(out) if out else Path(store.root) / EXPERIMENT_1_REPORT
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.tmp")
     tmp.write_text(text, encoding="utf-8")
