@@ -42,6 +42,11 @@ TRAINING_LOG = "training_log.json"
 LogFn = Callable[[str], None]
 
 
+#: Arms whose text towers are trained too (experiment-2-towers): the main comparison at tower-training cost.
+TOWER_ARMS: tuple[str, ...] = ("en", "mix-mlcs-de-fr-pt-zh-ar", "mlcs-de-fr-pt", "mlcs-zh-ar", "mlcs-de-fr-pt-zh-ar",
+                               "tt-de-fr-pt-zh-ar")
+
+
 @dataclass(frozen=True)
 class Design:
     """One experiment's declared grid and evaluation: what its run set holds (recorded in every run's params)."""
@@ -57,6 +62,8 @@ class Design:
     xtd_seeds: tuple[int, ...] | None  # seeds evaluated on XTD10 text too (None: all)
     ship_seeds: tuple[int, ...]
     translate_test: bool = False  # EN-only is also evaluated with X queries translated word by word into EN
+    top_layers: int = 0  # > 0: the text tower's top N layers train too (model names end in +topN)
+    train: tuple[tuple[str, Any], ...] = ()  # TrainConfig overrides of this design
 
 
 DESIGNS: dict[str, Design] = {
@@ -68,6 +75,12 @@ DESIGNS: dict[str, Design] = {
                            check_settings(("monolingual", "multilingual", "cs-queries")),
                            ("de", "fr", "pt", "zh", "ar"), "dynamic", {"minilm": 2, "e5": 1}, (0,), (),
                            translate_test=True),
+    # the main arms with trained text towers (top 2 layers + heads): CPU-expensive, GPU-friendly
+    "experiment-2-towers": Design("experiment-2-towers", TOWER_ARMS, (0, 1, 2),
+                                  ("en", "de", "fr", "pt", "cs", "zh", "ar"), check_settings(("monolingual",)),
+                                  ("de", "fr", "pt", "zh", "ar"), "dynamic", {"minilm": 2, "e5": 2}, (0,), (),
+                                  top_layers=2, train=(("batch_size", 64), ("max_steps", 300), ("eval_every", 25),
+                                                       ("patience", 4))),
 }
 DEFAULT_DESIGN = "experiment-2"
 
@@ -96,6 +109,7 @@ class ExperimentConfig:
     variants: dict[str, int] = field(default_factory=dict)  # per tower; empty: the trainer's default
     log_path: str | None = None  # the training log (default: <heads_dir>/training_log.json)
     translate_test: bool = False  # evaluate EN-only with word-by-word translated queries too
+    top_layers: int = 0  # text-tower layers trained with the heads (0: heads only)
 
     @classmethod
     def from_design(cls, name: str = DEFAULT_DESIGN, **overrides: Any) -> "ExperimentConfig":
@@ -104,8 +118,8 @@ class ExperimentConfig:
         d = DESIGNS[name]
         base: dict[str, Any] = dict(arms=d.arms, seeds=d.seeds, ship_seeds=d.ship_seeds, test_langs=d.test_langs,
                                     settings=d.settings, cs_langs=d.cs_langs, xtd_seeds=d.xtd_seeds, run_set=d.run_set,
-                                    variants=dict(d.variants), train={"switching": d.switching},
-                                    translate_test=d.translate_test)
+                                    variants=dict(d.variants), train={"switching": d.switching, **dict(d.train)},
+                                    translate_test=d.translate_test, top_layers=d.top_layers, xtd_max=500)
         return cls(**(base | {k: v for k, v in overrides.items() if v is not None}))
 
     def training_log_path(self) -> Path:
@@ -135,7 +149,7 @@ def eval_configs(tower: str, arm: str, seed: int, cfg: ExperimentConfig):
     """The evaluations of one trained model: the test photos, and XTD10 text for the seeds `xtd_seeds` names."""
     from csr_core.evaluate import EvalConfig
 
-    name = model_name(tower, arm, seed)
+    name = model_name(tower, arm, seed, cfg.top_layers)
     settings = tuple(s for s in cfg.settings if s != "cs-queries" or seed in cfg.cs_query_seeds)
     if arm == "en" and cfg.translate_test:
         settings += ("translate-test",)  # the translate-test baseline: EN-only with X queries translated into EN
@@ -216,7 +230,7 @@ def _finished_entry(cfg: ExperimentConfig, key: str, store) -> dict | None:
         return None
     from csr_core.results import build_manifest
 
-    tower, arm, seed = key.split("/")[0], entry["arm"], int(entry["seed"])
+    tower, arm, seed = key.split("/")[0], entry["arm"], int(entry["seed"])  # key: tower/arm/sN[+topK]
     stored = {m["run_id"]: m.get("params_key") for m in store.runs()}
     runs = entry.get("runs", {})
     for config in (eval_configs(tower, arm, seed, cfg) if cfg.evaluate else ()):
@@ -235,14 +249,15 @@ def run_one(tower: str, arm: str, seed: int, cfg: ExperimentConfig, *, store=Non
 
     log = log or print
     store = store or _store(cfg.results_dir)
-    key = f"{tower}/{arm}/s{seed}"
+    key = f"{tower}/{arm}/s{seed}" + (f"+top{cfg.top_layers}" if cfg.top_layers else "")
     done = _finished_entry(cfg, key, store) if cfg.skip_existing else None
     if done is not None:
         log(f"{done['model']}: already trained and evaluated ({', '.join(done['runs'].values())}); skipped")
         return done
     t0 = time.perf_counter()
     tower_variants = {"variants": cfg.variants[tower]} if tower in cfg.variants else {}
-    train_cfg = TrainConfig(tower=tower, arm=arm, seed=seed, **(tower_variants | cfg.train))
+    layers = {"train_top_layers": cfg.top_layers} if cfg.top_layers else {}
+    train_cfg = TrainConfig(tower=tower, arm=arm, seed=seed, **(tower_variants | layers | cfg.train))
     outcome = finetune(train_cfg)
     train_s = time.perf_counter() - t0
     encoder = outcome.encoder
@@ -269,6 +284,9 @@ def run_one(tower: str, arm: str, seed: int, cfg: ExperimentConfig, *, store=Non
                 entry["test"] = headline_numbers(result.rows)
             # the heads' own embeddings are cheap to recompute from cached tower features: do not keep them
             EmbeddingCache().clear(encoder.fingerprint)
+    if cfg.top_layers:
+        EmbeddingCache().clear(encoder.text_tower.fingerprint)  # features of a one-off tower: do not keep them
+        entry["top_layers"] = cfg.top_layers
     if seed in cfg.ship_seeds:
         extra = {"results_runs": entry["runs"], "test_numbers": entry.get("test", {})}
         if cfg.evaluate:
@@ -299,43 +317,4 @@ def run_experiment(cfg: ExperimentConfig, log: LogFn | None = None) -> list[dict
         for tower in cfg.towers:
             for arm in cfg.arms:
                 entries.append(run_one(tower, arm, seed, cfg, store=store, datasets=datasets, log=log))
-    return entries
-
-
-def run_top_layers(arms: Sequence[str] = ("en", "mlcs-de-fr-cs"), seed: int = 0, layers: int = 2,
-                   train: dict | None = None, results_dir: str | None = None, heads_dir: str | None = None,
-                   log: LogFn | None = None) -> list[dict]:
-    """MiniLM with its top `layers` text layers trained too (one seed; CPU-expensive): monolingual + cross on the
-    test photos, written as model `csr-mini:<arm>/s<seed>+top<layers>`. Heads and layers are not shipped (the
-    layers are ~7 MB per arm); their training is logged in the training log."""
-    from csr_core.evaluate import EvalConfig, run_evaluation
-    from csr_core.embed_cache import EmbeddingCache
-
-    log = log or print
-    store = _store(results_dir)
-    datasets = _datasets()
-    defaults: dict[str, Any] = dict(batch_size=64, max_steps=200, eval_every=25, patience=4)
-    entries = []
-    for arm in arms:
-        t0 = time.perf_counter()
-        cfg = TrainConfig(tower="minilm", arm=arm, seed=seed, train_top_layers=layers, **(defaults | dict(train or {})))
-        outcome = finetune(cfg, log=log)
-        train_s = time.perf_counter() - t0
-        encoder = outcome.encoder
-        config = EvalConfig(model=encoder.name, dataset="flickr8k-multi30k", split="test", langs=TEST_LANGS,
-                            settings=("monolingual", "cross"), seed=seed, train_arm=arm)
-        t1 = time.perf_counter()
-        result = run_evaluation(config, encoder=encoder, dataset=datasets["flickr8k-multi30k"], store=store)
-        EmbeddingCache().clear(encoder.fingerprint)
-        EmbeddingCache().clear(encoder.text_tower.fingerprint)  # features of a one-off tower: do not keep them
-        entry = {"model": encoder.name, "tower": "minilm", "arm": arm, "seed": seed, "top_layers": layers,
-                 "best_step": outcome.result.best_step, "steps_run": outcome.result.steps_run,
-                 "val_mean_recall_en": round(outcome.result.best_val, 3), "batch_size": cfg.batch_size,
-                 "temperature": round(outcome.result.heads.temperature, 5),
-                 "train_s": round(train_s, 1), "eval_flickr8k-multi30k_s": round(time.perf_counter() - t1, 1),
-                 "runs": {"flickr8k-multi30k": result.run_id}, "test": headline_numbers(result.rows)}
-        _update_log(Path(heads_dir) / TRAINING_LOG if heads_dir else _heads_dir(ExperimentConfig()) / TRAINING_LOG,
-                    f"minilm/{arm}+top{layers}/s{seed}", entry)
-        log(f"{encoder.name}: best step {entry['best_step']}, train {train_s:.0f} s")
-        entries.append(entry)
     return entries

@@ -23,6 +23,7 @@ def test_declared_tests_find_the_planted_effects(tmp_path):
     assert f1[(design_report.TRANSLATE_TEST, "zh")].significant
     assert f1[("blcs-zh", "zh")].significant and not f1[("blcs-zh", "de")].significant
     assert f1[("blcs-zh", "de")].estimate.value == 0.0  # no extra hits planted: exactly EN-only's hits
+    assert tower.lang_share[("blcs-zh", "en")] == (40.0, 0.0) and tower.lang_share[("en", "ar")][0] == 10.0
     cost = {c.arm: c for c in tower.english}
     assert cost["blcs-de"].tost["equivalent"]  # English hits identical to EN-only's
 
@@ -35,6 +36,7 @@ def test_rendered_report_follows_the_tests(tmp_path):
     assert "no difference between the groups is shown for mlcs-de-fr-pt-zh-ar (MDE" in text
     assert "| blcs-de | +0.0 | [+0.0, +0.0] | unchanged within ±3" in text
     assert "3/5" in text  # the rows say how many of the design's seeds they pool
+    assert "| blcs-zh | zh | de (close) | +0.0 [+0.0, +0.0] p=1.000" in text  # unseen languages, from F1
 
 
 def test_facts_round_trip_through_json(tmp_path):

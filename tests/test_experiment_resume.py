@@ -36,3 +36,14 @@ def test_finished_runs_are_skipped_and_changed_designs_are_not(tmp_path):
     _log(cfg, "e5/en/s0", {"model": "csr-mini-m:en/s0", "arm": "en", "seed": 0, "run_set": "experiment-2",
                            "runs": en_runs})
     assert _finished_entry(cfg, "e5/en/s0", store) is None
+
+
+def test_the_towers_design_names_its_models_and_log_keys_with_the_trained_layers(tmp_path):
+    from csr_core.experiment import DESIGNS
+
+    cfg = ExperimentConfig.from_design("experiment-2-towers", results_dir=str(tmp_path))
+    assert cfg.top_layers == 2 and DESIGNS["experiment-2-towers"].arms[0] == "en"
+    (test_cfg,) = eval_configs("e5", "mlcs-zh-ar", 1, cfg)  # XTD10 text for seed 0 only
+    assert test_cfg.model == "csr-mini-m:mlcs-zh-ar/s1+top2" and test_cfg.run_set == "experiment-2-towers"
+    assert len(eval_configs("e5", "mlcs-zh-ar", 0, cfg)) == 2
+    assert cfg.train["batch_size"] == 64 and cfg.train["switching"] == "dynamic"

@@ -156,7 +156,11 @@ def _write_planted(store: ResultsStore, model: str, arm: str, seed: int, ranks: 
               "langs": list(PLANTED_LANGS), "settings": ["monolingual"]}
     if run_set:
         params["run_set"] = run_set
-    store.write_run(make_rows([]), build_manifest(params), ranks)
+    # multilingual gallery language shares: English takes 40 % of top-1 hits, 10 % each for the other six
+    shares = [dict(model=model, dataset="flickr8k-multi30k", setting="multilingual", query_lang="img", doc_lang=lang,
+                   direction="i2t", metric="lang_share", k=1, value=40.0 if lang == "en" else 10.0, n_queries=100)
+              for lang in PLANTED_LANGS]
+    store.write_run(make_rows(shares), build_manifest(params), ranks)
 
 
 def build_planted_design_store(tmp_path) -> ResultsStore:

@@ -38,9 +38,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--heads-dir", default=None, help="default: csr_core/heads")
     parser.add_argument("--results", default=None, help="results folder (default results/ or $CSR_RESULTS_DIR)")
     parser.add_argument("--xtd-max", type=int, default=500, help="XTD10 lines evaluated (seeded subset)")
-    parser.add_argument("--top-layers", type=int, default=0,
-                        help="instead of the grid: MiniLM with its top N text layers trained too, for --arms and "
-                             "the first of --seeds (CPU-expensive; not shipped)")
     parser.add_argument("--report", action="store_true", help="write the design's report after the grid")
     parser.add_argument("--report-only", action="store_true", help="only write the design's report (results/README.md for experiment-2)")
     parser.add_argument("--no-skip-existing", action="store_true")
@@ -61,12 +58,7 @@ def run(args: argparse.Namespace) -> int:
 
     design = DESIGNS[args.design]
     expected = {"towers": args.towers, "arms": args.arms or list(design.arms), "seeds": args.seeds or list(design.seeds)}
-    if args.top_layers and not args.report_only:
-        from csr_core.experiment import run_top_layers
-
-        run_top_layers(args.arms, seed=args.seeds[0], layers=args.top_layers, results_dir=args.results,
-                       heads_dir=args.heads_dir)
-    elif not args.report_only:
+    if not args.report_only:
         cfg = ExperimentConfig.from_design(args.design, towers=args.towers, arms=args.arms, seeds=args.seeds,
                                            ship_seeds=args.ship_seeds, heads_dir=args.heads_dir,
                                            results_dir=args.results, xtd_max=args.xtd_max,

@@ -15,6 +15,7 @@ from csr_core.training.design_report import (
     BETWEEN_LANGS,
     ENGLISH_MARGIN,
     PRIMARY_K,
+    TRANSLATE_TEST,
     Cell,
     DesignReport,
     EnglishCost,
@@ -25,6 +26,15 @@ from csr_core.training.design_report import (
 
 TOWER_LABEL = {"e5": "multilingual-e5-small (csr-mini-m)", "minilm": "MiniLM, English-only (csr-mini)"}
 COMMAND = "bash results/experiment2.sh && python -m csr_core experiment --design experiment-2 --report-only"
+MAIN_RUN_SET = "experiment-2"  # its report is results/README.md
+
+
+def command(run_set: str) -> str:
+    """The command that makes a run set's runs and this report."""
+    if run_set == MAIN_RUN_SET:
+        return COMMAND
+    return (f"python -m csr_core experiment --design {run_set} && "
+            f"python -m csr_core experiment --design {run_set} --report-only")
 
 
 def _num(x: float, signed: bool = False) -> str:
@@ -85,6 +95,20 @@ def english_verdict(cost: EnglishCost, f1: dict[tuple[str, str], Test]) -> str:
     return f"inconclusive: neither a change (F1) nor equivalence within ±{ENGLISH_MARGIN:g} is shown"
 
 
+def _unseen_rows(t: TowerReport, f1: dict[tuple[str, str], Test]) -> list[str]:
+    rows = []
+    for arm in t.arms:
+        if arm == TRANSLATE_TEST:  # a baseline row, not a training arm
+            continue
+        spec = parse_arm(arm)
+        if not spec.switched or spec.noise:
+            continue
+        for lang in t.langs:
+            if lang != "en" and lang not in spec.langs and (arm, lang) in f1:
+                rows.append(f"| {arm} | {', '.join(spec.langs)} | {lang} ({_group(lang)}) | {_test(f1[(arm, lang)])} |")
+    return rows
+
+
 def _tower_sections(t: TowerReport, design_seeds: list[int]) -> list[str]:
     label = TOWER_LABEL.get(t.tower, t.tower)
     langs = t.langs
@@ -112,6 +136,12 @@ def _tower_sections(t: TowerReport, design_seeds: list[int]) -> list[str]:
         verdict = ("distant gain more" if x.significant and x.estimate.value > 0 else
                    "close gain more" if x.significant else "no difference shown")
         out.append(f"| {x.arm} | {_test(x)} | {verdict} |")
+    unseen = _unseen_rows(t, f1)
+    if unseen:
+        out += ["", "Unseen languages (from family F1): each code-switched arm on the test languages it never switched "
+                "into — close-only training measured on distant languages and the reverse:", "",
+                "| arm | switched into | unseen language | Δ vs EN-only |", "|---|---|---|---|"]
+        out += unseen
     out += ["", f"English cost: Δ_en (90% interval, for TOST at ±{ENGLISH_MARGIN:g} points):", "",
             "| arm | Δ en | 90% interval | verdict |", "|---|---|---|---|"]
     for cost in t.english:
@@ -129,6 +159,14 @@ def _tower_sections(t: TowerReport, design_seeds: list[int]) -> list[str]:
         out += ["", f"Exploratory: multilingual gallery (all {len(langs)} languages' captions as queries, one photo "
                 f"gallery), text→image R@{PRIMARY_K}:", "", "| arm | R@10 |", "|---|---|"]
         out += [f"| {arm} | {_cell(t.multilingual.get(arm))} |" for arm in t.arms]
+    if t.lang_share:
+        out += ["", "Exploratory: multilingual gallery, each language's share of the top-1 image→text hits (%; mean "
+                "±sd over seeds; an unbiased model gives each language its share of the gallery):", "",
+                "| arm | " + " | ".join(langs) + " |", "|" + "---|" * (len(langs) + 1)]
+        for arm in t.arms:
+            cells = [t.lang_share.get((arm, x)) for x in langs]
+            out.append(f"| {arm} | " + " | ".join("–" if c is None else f"{c[0]:.1f}" + (
+                f" ±{c[1]:.1f}" if math.isfinite(c[1]) else "") for c in cells) + " |")
     out += ["", "Exploratory: image→text R@10 per language:", "", "| arm | " + " | ".join(langs) + " |",
             "|" + "---|" * (len(langs) + 1)]
     for arm in t.arms:
@@ -144,13 +182,14 @@ def render(report: DesignReport) -> str:
         "# Experiment 2: do code-switched captions close the gap to English more for distant languages?", "",
         f"Generated on {when} from {report.n_runs} test-photo runs of run set `{report.run_set}` "
         f"(commits {', '.join(report.commits) or '–'}; {report.dirty_runs} made from a dirty tree). "
-        f"Reproduce: `{COMMAND}`. Do not edit by hand.", "",
+        f"Reproduce: `{command(report.run_set)}`. Do not edit by hand.", "",
         "Completeness: " + "; ".join(f"{TOWER_LABEL.get(t.tower, t.tower)} {sum(len(s) for s in t.seeds.values())}"
                                      f"/{total} (tower, arm, seed) runs" for t in report.towers)
         + ". A partial grid is reported as what it is: each row says how many seeds it pools.", "",
         "## Design", "",
-        "Heads trained on cached tower features (the image tower and the text tower frozen) on the 663 train photos of "
-        "flickr8k-multi30k; early stopping on the val photos with English captions only; evaluated on the 237 test "
+        ("Heads trained on cached tower features (the image tower and the text tower frozen)" if not report.top_layers
+         else f"Heads and the text tower's top {report.top_layers} layers trained (the image tower frozen)")
+        + " on the 663 train photos of flickr8k-multi30k; early stopping on the val photos with English captions only; evaluated on the 237 test "
         "photos (en, de, fr, pt, cs: Multi30K task1, one human caption per photo; zh: five native Flickr8k-CN captions; "
         "ar: three Arabic Flickr8k translations). Seeds vary the initialisation, batches and the code-switching draws; "
         "code-switched arms switch dynamically (epoch e trains on variant e mod k of each caption; k = 1 for e5, 2 "
@@ -177,8 +216,8 @@ def render(report: DesignReport) -> str:
 
 
 def write(report: DesignReport, results_root) -> list:
-    """`<results>/README.md` (this module's prose) and `<results>/<run set>/report.json` (the facts, for the
-    dashboard), each atomically."""
+    """`<results>/README.md` (this module's prose; `<results>/<run set>/README.md` for a design other than the main
+    one) and `<results>/<run set>/report.json` (the facts, for the dashboard), each atomically."""
     import json
     from pathlib import Path
 
@@ -187,7 +226,8 @@ def write(report: DesignReport, results_root) -> list:
 
     root = Path(results_root)
     facts = json.dumps(to_json(report), indent=1, sort_keys=True, allow_nan=True)
-    paths = [root / "README.md", root / report.run_set / "report.json"]
+    readme = root / "README.md" if report.run_set == MAIN_RUN_SET else root / report.run_set / "README.md"
+    paths = [readme, root / report.run_set / "report.json"]
     _io.atomic_write_text(paths[1], facts + "\n")
     _io.atomic_write_text(paths[0], render(report))
     return paths

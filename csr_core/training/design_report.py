@@ -83,6 +83,7 @@ class TowerReport:
     english: list[EnglishCost] = field(default_factory=list)
     closure: dict[tuple[str, str], float] = field(default_factory=dict)  # (arm, lang) -> gap closure (point)
     multilingual: dict[str, Cell] = field(default_factory=dict)  # arm -> t2i R@10 in the 7-language gallery
+    lang_share: dict[tuple[str, str], tuple[float, float]] = field(default_factory=dict)  # (arm, lang) -> mean, sd
 
 
 @dataclass
@@ -94,6 +95,7 @@ class DesignReport:
     commits: list[str]
     dirty_runs: int
     n_runs: int
+    top_layers: int = 0  # text-tower layers the design trains (0: heads only)
 
 
 # ---- loading --------------------------------------------------------------------------------------------------------
@@ -107,7 +109,7 @@ class _Runs:
     manifests: list[dict]
 
 
-def _find(store, run_set: str, dataset: str = "flickr8k-multi30k") -> _Runs:
+def _find(store, run_set: str, dataset: str = "flickr8k-multi30k", top_layers: int = 0) -> _Runs:
     ids: dict[tuple[str, str], dict[int, str]] = {}
     chosen = []
     for manifest in store.runs():  # oldest first
@@ -115,7 +117,7 @@ def _find(store, run_set: str, dataset: str = "flickr8k-multi30k") -> _Runs:
         if params.get("run_set", "") != run_set or params.get("dataset") != dataset:
             continue
         name = CsrMiniName.try_parse(str(params.get("model", "")))
-        if name is None or name.top_layers:
+        if name is None or name.top_layers != top_layers:
             continue
         ids.setdefault((name.tower, name.arm), {})[name.seed] = manifest["run_id"]
         chosen.append(manifest)
@@ -238,22 +240,41 @@ def _tower(hits: _Hits, tower: str, arms: Sequence[str], langs: Sequence[str]) -
     return report
 
 
+def _add_lang_share(store, runs: _Runs, towers: list[TowerReport]) -> None:
+    """Multilingual gallery: each language's share of the top-1 image->text hits, mean and sd over seeds."""
+    owner = {run_id: key for key, seeds in runs.ids.items() for run_id in seeds.values()}
+    if not owner:
+        return
+    rows = store.load(include_reference=False)
+    share = rows[(rows["metric"] == "lang_share") & rows["run_id"].isin(set(owner))]
+    by_tower = {t.tower: t for t in towers}
+    for (run_tower, arm), part in share.groupby(share["run_id"].map(owner)):
+        report = by_tower.get(run_tower)
+        if report is None:
+            continue
+        for lang, cell in part.groupby("doc_lang"):
+            values = cell["value"].to_numpy(float)
+            report.lang_share[(arm, str(lang))] = (float(values.mean()),
+                                                   float(values.std(ddof=1)) if len(values) > 1 else math.nan)
+
+
 def build_report(store, run_set: str = "experiment-2", towers: Sequence[str] = ("e5", "minilm")) -> DesignReport:
     """Every declared analysis of `run_set` from the stored runs (whatever part of the grid has finished)."""
     from csr_core.experiment import DESIGNS
 
     design = next(d for d in DESIGNS.values() if d.run_set == run_set)
-    runs = _find(store, run_set)
+    runs = _find(store, run_set, top_layers=design.top_layers)
     hits = _Hits(store, runs)
     langs = [lang for lang in design.test_langs]
     tower_reports = [_tower(hits, tower, design.arms, langs) for tower in towers]
+    _add_lang_share(store, runs, tower_reports)
     chosen = {m["run_id"]: m for m in runs.manifests}
     used_manifests = [chosen[r] for seeds in runs.ids.values() for r in seeds.values()]
     commits = sorted({str(m.get("git_sha", ""))[:8] for m in used_manifests})
     dirty = sum(bool(m.get("git_dirty")) for m in used_manifests)
     used = {run_id for seeds in runs.ids.values() for run_id in seeds.values()}  # newest per (tower, arm, seed)
     return DesignReport(run_set, list(design.seeds), list(design.arms), [t for t in tower_reports if t.arms],
-                        [c for c in commits if c], dirty, len(used))
+                        [c for c in commits if c], dirty, len(used), design.top_layers)
 
 
 def fmt_p(p: float) -> str:
@@ -328,10 +349,11 @@ def to_json(report: DesignReport) -> dict:
             "english": [asdict(x) for x in t.english],
             "closure": [{"arm": a, "lang": x, "value": v} for (a, x), v in t.closure.items()],
             "multilingual": [{"arm": a, **asdict(c)} for a, c in t.multilingual.items()],
+            "lang_share": [{"arm": a, "lang": x, "mean": m, "sd": sd} for (a, x), (m, sd) in t.lang_share.items()],
         })
     return {"facts_version": FACTS_VERSION, "run_set": report.run_set, "design_seeds": report.design_seeds,
             "design_arms": report.design_arms, "commits": report.commits, "dirty_runs": report.dirty_runs,
-            "n_runs": report.n_runs, "towers": towers}
+            "n_runs": report.n_runs, "top_layers": report.top_layers, "towers": towers}
 
 
 def from_json(data: dict) -> DesignReport:
@@ -352,6 +374,8 @@ def from_json(data: dict) -> DesignReport:
         tr.english = [EnglishCost(r["arm"], _est(r["estimate"]), r["tost"]) for r in t["english"]]
         tr.closure = {(r["arm"], r["lang"]): float(r["value"]) for r in t["closure"]}
         tr.multilingual = {r["arm"]: cell(r) for r in t["multilingual"]}
+        tr.lang_share = {(r["arm"], r["lang"]): (float(r["mean"]), float(r["sd"])) for r in t.get("lang_share", [])}
         towers.append(tr)
     return DesignReport(data["run_set"], list(data["design_seeds"]), list(data["design_arms"]), towers,
-                        list(data["commits"]), int(data["dirty_runs"]), int(data["n_runs"]))
+                        list(data["commits"]), int(data["dirty_runs"]), int(data["n_runs"]),
+                        int(data.get("top_layers", 0)))
