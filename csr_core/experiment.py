@@ -284,6 +284,9 @@ def run_one(tower: str, arm: str, seed: int, cfg: ExperimentConfig, *, store=Non
                 entry["test"] = headline_numbers(result.rows)
             # the heads' own embeddings are cheap to recompute from cached tower features: do not keep them
             EmbeddingCache().clear(encoder.fingerprint)
+    for fact in ("bli_p_at_1", "bli_n"):  # an induced-lexicon arm: how good its dictionaries are (vs MUSE)
+        if fact in outcome.result.info:
+            entry[fact] = outcome.result.info[fact]
     if cfg.top_layers:
         EmbeddingCache().clear(encoder.text_tower.fingerprint)  # features of a one-off tower: do not keep them
         entry["top_layers"] = cfg.top_layers

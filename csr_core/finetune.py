@@ -87,10 +87,9 @@ def _load_split(split: str, dataset: str, data_root=None):
 def arm_pool_views(arm: str | ArmSpec, train_set, variants: int, cs_seed: int = 0) -> list[list[list[str]]]:
     """Caption pools of `arm` for the photos of `train_set`, one set per switched variant (lexicons: the MUSE files
     in the data folder); `csr_core.training.arms.build_pool_views`."""
-    from csr_core.lexicon import load_muse
 
     spec = parse_arm(arm) if isinstance(arm, str) else arm
-    lexicons = {lang: load_muse(lang) for lang in arm_languages(spec)}
+    lexicons = arm_lexicons(spec, train_set)
     wanted = [spec.caption_lang(lang) for lang in spec.langs]
     missing = [lang for lang in wanted if spec.kind == "translate" and lang not in train_set.captions]
     if missing:
@@ -98,6 +97,19 @@ def arm_pool_views(arm: str | ArmSpec, train_set, variants: int, cs_seed: int = 
     translations = {lang: train_set.captions[lang] for lang in wanted if lang in train_set.captions}
     return build_pool_views(spec, train_set.captions["en"], translations, lexicons, variants=variants,
                             cs_seed=cs_seed)
+
+
+def arm_lexicons(spec: ArmSpec, train_set) -> dict:
+    """MUSE EN->X per language, or for an `ind-` arm the lexicons induced over e5 word embeddings for the English
+    words of `train_set`'s captions."""
+    from csr_core.lexicon import load_muse
+
+    if not spec.induced:
+        return {lang: load_muse(lang) for lang in arm_languages(spec)}
+    from csr_core.lexicon_induction import caption_vocabulary, induced_lexicon
+
+    sources = caption_vocabulary(c for caps in train_set.captions["en"] for c in caps)
+    return {lang: induced_lexicon(lang, sources).lexicon for lang in arm_languages(spec)}
 
 
 def arm_pools(arm: str | ArmSpec, train_set, variants: int, cs_seed: int = 0) -> list[list[str]]:
@@ -158,9 +170,14 @@ def prepare_data(config: TrainConfig, *, data_root=None, image_tower=None, text_
                 "fingerprint": val_sub.fingerprint},
     }
     if spec.kind in ("cs", "dict"):
-        from csr_core.lexicon import load_muse
+        info["lexicons"] = {lang: lex.fingerprint for lang, lex in arm_lexicons(spec, train_set).items()}
+    if spec.induced:
+        from csr_core.lexicon_induction import caption_vocabulary, induced_lexicon
 
-        info["lexicons"] = {lang: load_muse(lang).fingerprint for lang in spec.langs}
+        sources = caption_vocabulary(c for caps in train_set.captions["en"] for c in caps)
+        found = {lang: induced_lexicon(lang, sources) for lang in spec.langs}
+        info["bli_p_at_1"] = {lang: round(r.precision_at_1, 4) for lang, r in found.items()}
+        info["bli_n"] = {lang: r.n_evaluated for lang, r in found.items()}
     return TrainData(
         image_ids=image_ids,
         image_features=image_features,

@@ -58,3 +58,17 @@ def test_delta_frame_orders_languages_close_to_distant(tmp_path):
     every = design_report.delta_frame(tower, arms=["blcs-zh", "blcs-de"])
     assert set(every["arm"]) == {"blcs-zh", "blcs-de"} and len(every) == 14
     assert design_report.lang_order(["zh", "cs", "en", "pt"]) == ["en", "pt", "cs", "zh"]
+
+
+def test_induced_lexicon_quality_comes_from_the_training_log(tmp_path):
+    import json
+
+    store = _store(tmp_path)
+    log = tmp_path / "experiment-2" / "training_log.json"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text(json.dumps({"e5/ind-mlcs-de-fr-pt-zh-ar/s0": {"bli_p_at_1": {"de": 0.41, "zh": 0.2},
+                                                                 "bli_n": {"de": 900, "zh": 850}}}))
+    report = design_report.build_report(store, "experiment-2", towers=("e5",))
+    assert report.bli == {"de": (0.41, 900), "zh": (0.2, 850)}
+    assert "BLI precision@1 against MUSE" in design_render.render(report) and "de 41.0 % (n = 900)" in \
+        design_render.render(design_report.from_json(design_report.to_json(report)))

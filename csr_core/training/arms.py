@@ -9,6 +9,8 @@ from its pool. Arm names (also the `train_arm` column and the `csr-mini:<arm>` m
     mix-<cs arm>             EN + CS mixed: the English captions AND their switched versions (Litschko et al.'s pool)
     noise-<cs arm>           noise control: the same switched positions and languages, each replacement a random
                              word of that language's lexicon (switching without meaning)
+    ind-<cs arm>             the same switching with lexicons INDUCED by 1-NN over multilingual-e5-small word
+                             embeddings (Litschko et al.'s kind of lexicon; `csr_core.lexicon_induction`)
     ...-p25 / -p75 / -p100   the same arm at p = 0.25 / 0.75 / 1.0 (default p = 0.5 carries no suffix)
     ...-k2                   k = 2 switched variants per caption instead of the trainer's default
     translate-train          the English captions + the human Multi30K de/fr/cs captions of the photo (unequal
@@ -65,12 +67,13 @@ DESIGN_ARMS: tuple[str, ...] = (
     f"mix-mlcs-{_ALL5}",
     f"noise-mlcs-{_ALL5}",
     f"tt-{_ALL5}",
+    f"ind-mlcs-{_ALL5}",
 )
 ALL_ARMS: tuple[str, ...] = tuple(dict.fromkeys(V1_ARMS + DESIGN_ARMS))
 
 _LANG = r"[a-z]{2,3}"
 _ARM_RE = re.compile(
-    rf"(?P<prefix>mix-|noise-)?(?P<kind>blcs|mlcs|dict|tt|ttmt)-(?P<langs>{_LANG}(?:-{_LANG})*?)"
+    rf"(?P<prefix>mix-|noise-|ind-)?(?P<kind>blcs|mlcs|dict|tt|ttmt)-(?P<langs>{_LANG}(?:-{_LANG})*?)"
     rf"(?:-p(?P<p>\d{{1,3}}))?(?:-k(?P<k>[1-9]))?"
 )
 
@@ -87,6 +90,7 @@ class ArmSpec:
     variants: int | None = None  # fixed by the arm name (-kN); None: the trainer's default
     with_english: bool = False  # mix-: the English captions stay in the pool beside their switched versions
     noise: bool = False  # noise-: switched positions get random target-language words
+    induced: bool = False  # ind-: lexicons induced by 1-NN over e5 word embeddings instead of MUSE
     machine: bool = False  # ttmt-: machine translations instead of human captions
     equal_exposure: bool = False  # tt-/ttmt-: each language as many slots as English
 
@@ -109,6 +113,8 @@ class ArmSpec:
             return f"word-by-word dictionary translation into {', '.join(self.langs)} (p = 1, first translation)"
         label = "BL-CS" if self.mode == "bl" else "ML-CS"
         text = f"{label} of the English captions into {{{', '.join(self.langs)}}}, p = {self.p:g}"
+        if self.induced:
+            text = f"{text}, lexicons induced by 1-NN over multilingual-e5-small word embeddings"
         if self.noise:
             text = f"noise control for {text}: the same positions replaced by random words of the target lexicon"
         if self.with_english:
@@ -131,7 +137,7 @@ def parse_arm(name: str) -> ArmSpec:
     if not m:
         raise CSRError(
             f"unknown training arm {name!r}; use en, translate-train, blcs-<lang>, mlcs-<lang>-<lang>[...], "
-            f"mix-<cs arm>, noise-<cs arm>, tt-<lang>[-<lang>...], ttmt-<lang>, dict-<lang>[-<lang>...], "
+            f"mix-<cs arm>, noise-<cs arm>, ind-<cs arm>, tt-<lang>[-<lang>...], ttmt-<lang>, dict-<lang>[-<lang>...], "
             f"optionally with -p25/-p75/-p100 (known: {', '.join(ALL_ARMS)})"
         )
     langs = tuple(m["langs"].split("-"))
@@ -160,7 +166,7 @@ def parse_arm(name: str) -> ArmSpec:
     if kind == "mlcs" and len(langs) < 2:
         raise CSRError(f"training arm {name!r}: ML-CS needs at least two languages (use blcs-{langs[0]})")
     return ArmSpec(name, "cs", mode="bl" if kind == "blcs" else "ml", langs=langs, p=p, variants=k,
-                   with_english=prefix == "mix-", noise=prefix == "noise-")
+                   with_english=prefix == "mix-", noise=prefix == "noise-", induced=prefix == "ind-")
 
 
 def arm_languages(arm: str | ArmSpec) -> tuple[str, ...]:

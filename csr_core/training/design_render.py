@@ -194,6 +194,9 @@ def render(report: DesignReport) -> str:
         "ar: three Arabic Flickr8k translations). Seeds vary the initialisation, batches and the code-switching draws; "
         "code-switched arms switch dynamically (epoch e trains on variant e mod k of each caption; k = 1 for e5, 2 "
         "for MiniLM on this CPU budget, so e5 re-switches across seeds, not epochs). Arms:", "", arms, "",
+        *([("Induced lexicons (`ind-` arms): BLI precision@1 against MUSE, over the training-caption words MUSE "
+            "covers: " + ", ".join(f"{lang} {100 * p:.1f} % (n = {n})" for lang, (p, n) in report.bli.items())), ""]
+          if report.bli else []),
         "## Declared analysis", "",
         f"Primary metric text→image R@{PRIMARY_K}. Estimates pool seeds: a two-level bootstrap (seeds, then photos, "
         "with replacement; seed s of an arm paired with seed s of EN-only), p-values by inverting its percentile "

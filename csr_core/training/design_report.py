@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -96,6 +97,7 @@ class DesignReport:
     dirty_runs: int
     n_runs: int
     top_layers: int = 0  # text-tower layers the design trains (0: heads only)
+    bli: dict[str, tuple[float, int]] = field(default_factory=dict)  # induced lexicons: lang -> (P@1 vs MUSE, n)
 
 
 # ---- loading --------------------------------------------------------------------------------------------------------
@@ -258,6 +260,19 @@ def _add_lang_share(store, runs: _Runs, towers: list[TowerReport]) -> None:
                                                    float(values.std(ddof=1)) if len(values) > 1 else math.nan)
 
 
+def _bli_facts(log_path: Path) -> dict[str, tuple[float, int]]:
+    """BLI precision@1 of the induced lexicons, as the training log recorded them (identical for every seed)."""
+    if not log_path.is_file():
+        return {}
+    import json
+
+    out: dict[str, tuple[float, int]] = {}
+    for entry in json.loads(log_path.read_text(encoding="utf-8")).values():
+        for lang, p in (entry.get("bli_p_at_1") or {}).items():
+            out[lang] = (float(p), int((entry.get("bli_n") or {}).get(lang, 0)))
+    return out
+
+
 def build_report(store, run_set: str = "experiment-2", towers: Sequence[str] = ("e5", "minilm")) -> DesignReport:
     """Every declared analysis of `run_set` from the stored runs (whatever part of the grid has finished)."""
     from csr_core.experiment import DESIGNS
@@ -273,8 +288,9 @@ def build_report(store, run_set: str = "experiment-2", towers: Sequence[str] = (
     commits = sorted({str(m.get("git_sha", ""))[:8] for m in used_manifests})
     dirty = sum(bool(m.get("git_dirty")) for m in used_manifests)
     used = {run_id for seeds in runs.ids.values() for run_id in seeds.values()}  # newest per (tower, arm, seed)
+    bli = _bli_facts(Path(store.root) / run_set / "training_log.json")
     return DesignReport(run_set, list(design.seeds), list(design.arms), [t for t in tower_reports if t.arms],
-                        [c for c in commits if c], dirty, len(used), design.top_layers)
+                        [c for c in commits if c], dirty, len(used), design.top_layers, bli)
 
 
 def fmt_p(p: float) -> str:
@@ -353,7 +369,8 @@ def to_json(report: DesignReport) -> dict:
         })
     return {"facts_version": FACTS_VERSION, "run_set": report.run_set, "design_seeds": report.design_seeds,
             "design_arms": report.design_arms, "commits": report.commits, "dirty_runs": report.dirty_runs,
-            "n_runs": report.n_runs, "top_layers": report.top_layers, "towers": towers}
+            "n_runs": report.n_runs, "top_layers": report.top_layers,
+            "bli": {lang: list(v) for lang, v in report.bli.items()}, "towers": towers}
 
 
 def from_json(data: dict) -> DesignReport:
@@ -378,4 +395,5 @@ def from_json(data: dict) -> DesignReport:
         towers.append(tr)
     return DesignReport(data["run_set"], list(data["design_seeds"]), list(data["design_arms"]), towers,
                         list(data["commits"]), int(data["dirty_runs"]), int(data["n_runs"]),
-                        int(data.get("top_layers", 0)))
+                        int(data.get("top_layers", 0)),
+                        {lang: (float(v[0]), int(v[1])) for lang, v in data.get("bli", {}).items()})
