@@ -9,6 +9,7 @@ from __future__ import annotations
 import streamlit as st
 
 from csr_core import viz
+from csr_core.errors import CSRError
 from csr_core.dashboard_state import Param, pick, query_table
 from csr_core.settings import SETTING_NAMES, SETTINGS
 from app_pages._ui import (empty_results_message, load_ranks, load_rows, notes_of, publish_to_url,
@@ -168,10 +169,14 @@ else:
         if ranks_a is not None and ranks_b is not None:
             from csr_core.analysis import compare_runs
 
-            compare = compare_runs(ranks_a, ranks_b, k=k, setting=setting, direction=direction)
-            ci = compare[["lang", "ci_low", "ci_high", "n"]].rename(columns={"n": "n_queries"}).assign(
-                metric=f"R@{k}")
-            diff = diff.merge(ci, on=["lang", "metric"], how="left")
+            try:
+                compare = compare_runs(ranks_a, ranks_b, k=k, setting=setting, direction=direction)
+            except CSRError as error:
+                st.warning(f"No paired test between {a_label} and {b_label}: {error}")
+            if compare is not None:
+                ci = compare[["lang", "ci_low", "ci_high", "n"]].rename(columns={"n": "n_queries"}).assign(
+                    metric=f"R@{k}")
+                diff = diff.merge(ci, on=["lang", "metric"], how="left")
     diff_order = ["en"] + sorted(set(diff[dx]) - {"en"}) if dx in ("lang", "doc_lang") else None
     diff_chart = viz.difference_heatmap(diff, x=dx, y=dy, title=f"A − B: {a_label} minus {b_label}",
                                         x_order=diff_order)

@@ -41,6 +41,11 @@ if experiment is not None:
                                    "English, close → distant (seeds pooled, Holm over the declared family)",
                                    x_order=design_report.lang_order(tower.langs))
         show_chart(chart, "ov_answer", f"experiment2_{tower.tower}_delta")
+        board = design_report.leaderboard(experiment)
+        with st.expander("Leaderboard: every tower × arm (mean over seeds; sortable; CSV)", expanded=False):
+            st.dataframe(board, key="ov_leaderboard", hide_index=True)
+            st.download_button("CSV", board.to_csv(index=False), file_name="experiment2_leaderboard.csv",
+                               mime="text/csv", key="ov_leaderboard_csv")
         st.caption(f"{experiment.n_runs} runs of run set `{experiment.run_set}`; each bar pools the seeds finished "
                    f"(design: {len(experiment.design_seeds)}). The declared tests, English cost (TOST) and every "
                    "table: `results/README.md`.")

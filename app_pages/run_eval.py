@@ -146,7 +146,7 @@ if start and not busy and not problems:
         config = EvalConfig(model=model, dataset=ds_name, split=split, langs=langs, settings=settings, ks=sorted(ks),
                             seed=seed, cs_modes=cs_modes or ("bl",), cs_ps=sorted(cs_ps) or (0.0,),
                             cs_langs=cs_langs or None, max_images=max_images or None, train_arm=arm.strip(),
-                            n_resamples=resamples)
+                            n_resamples=resamples, run_set="scratch")  # never mixed into an experiment's evidence
     except CSRError as error:
         st.error(str(error))
     else:

@@ -135,7 +135,10 @@ def language_gaps(ranks: pd.DataFrame, *, k: int = 10, setting: str = "monolingu
 def compare_runs(ranks_a: pd.DataFrame, ranks_b: pd.DataFrame, *, k: int = 10, setting: str = "monolingual",
                  direction: str = "t2i", cs_mode: str = "", cs_p: float | None = None, seed: int = 0,
                  n_resamples: int = 1000, alpha: float = 0.05) -> pd.DataFrame:
-    """R@K(a) - R@K(b) per language on the same queries: paired CI, exact McNemar, Holm across languages."""
+    """R@K(a) - R@K(b) per language on the same queries: paired CI, exact McNemar, Holm across languages.
+
+    Refused (DataError) when the two runs ranked against different galleries (`check_same_gallery`)."""
+    check_same_gallery(ranks_a, ranks_b, setting)
     if get_setting(setting).code_switched:
         a, b = _select_cs(ranks_a, setting, cs_mode, cs_p), _select_cs(ranks_b, setting, cs_mode, cs_p)
     else:
@@ -164,6 +167,23 @@ def compare_runs(ranks_a: pd.DataFrame, ranks_b: pd.DataFrame, *, k: int = 10, s
                        [c for c in COMPARE_COLUMNS if c != "significant"])
     frame["significant"] = frame["p_holm"] < alpha
     return frame[COMPARE_COLUMNS]
+
+
+def gallery_photos(ranks: pd.DataFrame, setting: str) -> frozenset[str]:
+    """The photos a run's `setting` ranked over (every photo with a rank row: its queries or its gallery items)."""
+    if ranks.empty or "image_id" not in ranks.columns:
+        return frozenset()
+    return frozenset(ranks.loc[ranks["setting"] == setting, "image_id"].dropna().astype(str))
+
+
+def check_same_gallery(ranks_a: pd.DataFrame, ranks_b: pd.DataFrame, setting: str) -> int:
+    """Two runs are comparable only over one gallery: R@K against 20 photos and against 237 measure different
+    things, whatever queries they share. Returns the gallery size; raises DataError naming both sizes otherwise."""
+    a, b = gallery_photos(ranks_a, setting), gallery_photos(ranks_b, setting)
+    if a != b:
+        raise DataError(f"not comparable: the runs ranked {setting} over different photo galleries ({len(a)} vs "
+                        f"{len(b)} photos, {len(a & b)} shared); compare runs of the same dataset, split and photos")
+    return len(a)
 
 
 def _select_cs(ranks: pd.DataFrame, setting: str, cs_mode: str, cs_p: float | None) -> pd.DataFrame:

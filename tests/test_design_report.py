@@ -72,3 +72,15 @@ def test_induced_lexicon_quality_comes_from_the_training_log(tmp_path):
     assert report.bli == {"de": (0.41, 900), "zh": (0.2, 850)}
     assert "BLI precision@1 against MUSE" in design_render.render(report) and "de 41.0 % (n = 900)" in \
         design_render.render(design_report.from_json(design_report.to_json(report)))
+
+
+def test_leaderboard_rows_are_tower_x_arm_with_group_means(tmp_path):
+    report = design_report.build_report(_store(tmp_path), "experiment-2", towers=("e5",))
+    board = design_report.leaderboard(report)
+    (tower,) = report.towers
+    assert list(board["arm"]) == tower.arms and (board["tower"] == "e5").all()
+    row = board.set_index("arm").loc["blcs-zh"]
+    assert row["t2i R@10 zh"] == round(tower.primary[("blcs-zh", "zh")].estimate.value, 1)
+    assert row["t2i R@10 distant mean"] == round((tower.primary[("blcs-zh", "zh")].estimate.value
+                                                   + tower.primary[("blcs-zh", "ar")].estimate.value) / 2, 1)
+    assert "i2t R@10 de sd" in board.columns and row["seeds"] == 3

@@ -185,6 +185,18 @@ def test_compare_runs_of_a_run_with_itself_is_zero_and_not_significant(full_run)
     assert list(cs["lang"]) == ["de,fr,cs"]
 
 
+def test_runs_over_different_galleries_are_not_compared(full_run):
+    from csr_core.analysis import check_same_gallery, compare_runs
+
+    outcome, store, _ = full_run
+    ranks = store.load_ranks(outcome.run_id)
+    photos = sorted(set(ranks["image_id"]))
+    smaller = ranks[ranks["image_id"].isin(photos[:10])]  # a 10-photo run: its queries are a subset of the other's
+    assert check_same_gallery(ranks, ranks, "monolingual") == len(photos)
+    with pytest.raises(DataError, match=f"different photo galleries \\({len(photos)} vs 10 photos, 10 shared\\)"):
+        compare_runs(ranks, smaller, k=10)
+
+
 def test_cli_eval_writes_a_run_and_skips_an_identical_one(shared_data, tmp_path):
     command = [sys.executable, "-m", "csr_core", "eval", "--model", TINY, "--dataset", "flickr8k-multi30k",
                "--langs", "en,de", "--max-images", "30", "--out", str(tmp_path), "--quiet"]

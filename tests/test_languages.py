@@ -608,3 +608,14 @@ def test_a_language_given_twice_in_the_overrides_is_an_error():
         L.parse_group_overrides("cs=close, CS=distant")
     with pytest.raises(DataError, match="given twice"):
         L.group_languages(["cs"], overrides={"cs": "close", "CS": "distant"})
+
+
+def test_correlation_p_values_are_exact_for_a_handful_of_languages():
+    from csr_core.languages import correlate
+
+    three = correlate([0.1, 0.2, 0.3], [1.0, 2.0, 5.0], ["a", "b", "c"])
+    assert three.spearman_rho == pytest.approx(1.0)
+    assert three.spearman_p == pytest.approx(1 / 3) and three.pearson_p == pytest.approx(1 / 3)  # 2 of 6 orderings
+    assert "exact over all 6 orderings" in three.note
+    many = correlate(list(range(12)), [x + (x % 3) for x in range(12)], [str(x) for x in range(12)])
+    assert "exact" not in many.note and 0 < many.spearman_p < 0.01

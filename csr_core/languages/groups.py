@@ -139,6 +139,7 @@ class CorrelationResult:
 
 #: Below this many items (languages, pairs) p-values from a correlation are flagged as indicative only.
 FEW_LANGUAGES = 10
+EXACT_P_MAX_ITEMS = 8  # up to 8! = 40320 orderings: correlation p-values are exact permutation p-values
 
 
 def _bootstrap_correlations(x: np.ndarray, y: np.ndarray, seed: int, n_resamples: int, level: float
@@ -202,13 +203,39 @@ def correlate(
         warnings.simplefilter("ignore")
         pr = stats.pearsonr(xs, ys)
         sr = stats.spearmanr(xs, ys)
+    pearson_p, spearman_p = float(pr.pvalue), float(sr.pvalue)
+    if n <= EXACT_P_MAX_ITEMS:
+        # the t approximation behind scipy's p-values fails for a handful of items (n = 3, rho = 1 gives p = 0);
+        # every ordering of n <= 8 items is cheap to enumerate, so the p-values are exact permutation p-values
+        pearson_p, spearman_p = _exact_p(xs, ys)
+        notes.append(f"p-values exact over all {math.factorial(n)} orderings of the {n} {unit}s")
     pearson_ci, spearman_ci, skipped = _bootstrap_correlations(xs, ys, seed, n_resamples, level)
     if n < FEW_LANGUAGES:
         notes.insert(0, f"only {n} {unit}s: treat p-values as indicative")
     notes.append(f"{100 * level:g}% CIs: percentile bootstrap over {unit}s ({n_resamples} resamples, seed {seed}"
                  + (f"; {skipped} with a constant side skipped)" if skipped else ")"))
-    return CorrelationResult(n, float(pr.statistic), float(pr.pvalue), float(sr.statistic), float(sr.pvalue),
+    return CorrelationResult(n, float(pr.statistic), pearson_p, float(sr.statistic), spearman_p,
                              "; ".join(notes), kind, used, pearson_ci, spearman_ci)
+
+
+def _exact_p(xs: np.ndarray, ys: np.ndarray) -> tuple[float, float]:
+    """Two-sided permutation p-values of Pearson r and Spearman rho over every ordering of `ys` (n <= 8: 40320)."""
+    from itertools import permutations
+
+    from scipy import stats
+
+    def pearson(a: np.ndarray, b: np.ndarray) -> np.ndarray:  # b: (orderings, n)
+        a = a - a.mean()
+        b = b - b.mean(axis=1, keepdims=True)
+        return (b @ a) / np.sqrt((a @ a) * (b * b).sum(axis=1))
+
+    orders = np.array(list(permutations(range(len(ys)))), dtype=np.int64)
+    out = []
+    for x, y in ((xs, ys), (stats.rankdata(xs), stats.rankdata(ys))):
+        null = np.abs(pearson(x, y[orders]))
+        observed = abs(float(pearson(x, y[None, :])[0]))
+        out.append(float(np.mean(null >= observed - 1e-12)))
+    return out[0], out[1]
 
 
 def gap_correlation(

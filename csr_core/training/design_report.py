@@ -334,6 +334,30 @@ def primary_frame(tower: TowerReport) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["arm", "lang", "value", "ci_low", "ci_high", "seeds", "seed_sd", "n_queries"])
 
 
+def leaderboard(report: DesignReport) -> pd.DataFrame:
+    """One row per tower x arm; per language x direction x K the mean over seeds (± sd over seeds), then the means
+    over the close and over the distant languages at the primary metric -- in the spirit of CLIP_benchmark's and
+    open_clip's results tables, from the report's own facts."""
+    records = []
+    for t in report.towers:
+        langs = lang_order(t.langs)
+        for arm in t.arms:
+            row: dict[str, object] = {"tower": t.tower, "arm": arm, "seeds": len(t.seeds.get(arm, []))}
+            for direction in ("t2i", "i2t"):
+                for k in (1, 5, 10):
+                    for lang in langs:
+                        cell = (t.primary.get((arm, lang)) if (direction, k) == ("t2i", PRIMARY_K)
+                                else t.secondary.get((arm, direction, lang, k)))
+                        row[f"{direction} R@{k} {lang}"] = round(cell.estimate.value, 1) if cell else math.nan
+                        row[f"{direction} R@{k} {lang} sd"] = (round(cell.seed_sd, 1) if cell and
+                                                               math.isfinite(cell.seed_sd) else math.nan)
+            for group, members in (("close", CLOSE_LANGS), ("distant", DISTANT_LANGS)):
+                values = [t.primary[(arm, x)].estimate.value for x in members if (arm, x) in t.primary]
+                row[f"t2i R@{PRIMARY_K} {group} mean"] = round(float(np.mean(values)), 1) if values else math.nan
+            records.append(row)
+    return pd.DataFrame(records)
+
+
 def experiment_run_sets() -> frozenset[str]:
     """Run sets that belong to a declared experiment (their runs are evidence; views of single runs leave them out)."""
     from csr_core.experiment import DESIGNS
