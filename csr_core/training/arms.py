@@ -68,6 +68,8 @@ DESIGN_ARMS: tuple[str, ...] = (
     f"noise-mlcs-{_ALL5}",
     f"tt-{_ALL5}",
     f"ind-mlcs-{_ALL5}",
+    "tt-zh",  # human Chinese (native Flickr8k-CN captions) ...
+    "ttmt-zh",  # ... against machine-translated Chinese (Baidu) at the same exposure
 )
 ALL_ARMS: tuple[str, ...] = tuple(dict.fromkeys(V1_ARMS + DESIGN_ARMS))
 
