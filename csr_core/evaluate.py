@@ -52,6 +52,8 @@ class EvalConfig:
     dataset_options: dict = field(default_factory=dict)
     #: the run set this run belongs to ("" for a user's own runs; the experiment writes its design's name)
     run_set: str = ""
+    #: seed of the code-switched queries' switching (None: `seed`); fixing it gives every model the same queries
+    cs_query_seed: int | None = None
 
     def __post_init__(self) -> None:
         self.langs = tuple(self.langs)
@@ -80,10 +82,13 @@ class EvalConfig:
                             "to evaluate every photo")
 
     def params(self) -> dict:
-        """What the manifest records; an empty run set is left out, so runs made before run sets keep their key."""
+        """What the manifest records; fields added later are left out at their defaults ("" run set, no separate
+        query seed), so runs made before them keep their key."""
         out = {key: (list(value) if isinstance(value, tuple) else value) for key, value in asdict(self).items()}
         if not out["run_set"]:
             del out["run_set"]
+        if out["cs_query_seed"] is None or out["cs_query_seed"] == out["seed"]:
+            del out["cs_query_seed"]
         return out
 
 
@@ -461,7 +466,8 @@ def _cs_queries(ctx: _EvalContext) -> tuple[list[dict], list[pd.DataFrame]]:
         # dictionary translation is word-by-word at p = 1 by definition: one point, not a curve
         for p in ((1.0,) if mode == "dictionary" else ctx.config.cs_ps):
             ctx.ticker.check()
-            switcher = CodeSwitcher({lang: lexicons[lang] for lang in langs}, mode=mode, p=p, seed=ctx.config.seed,
+            query_seed = ctx.config.seed if ctx.config.cs_query_seed is None else ctx.config.cs_query_seed
+            switcher = CodeSwitcher({lang: lexicons[lang] for lang in langs}, mode=mode, p=p, seed=query_seed,
                                     langs=list(langs))
             switched = [item.text for item in switcher.switch_batch(flat.texts)]
             label = f"cs-queries {mode} {','.join(langs)} p={p:g}"

@@ -64,6 +64,8 @@ class Design:
     translate_test: bool = False  # EN-only is also evaluated with X queries translated word by word into EN
     top_layers: int = 0  # > 0: the text tower's top N layers train too (model names end in +topN)
     train: tuple[tuple[str, Any], ...] = ()  # TrainConfig overrides of this design
+    cs_query_seeds: tuple[int, ...] = (0,)  # seeds also evaluated on code-switched English queries
+    cs_query_seed: int | None = None  # switching seed of those queries (None: each run's own seed)
 
 
 DESIGNS: dict[str, Design] = {
@@ -74,7 +76,7 @@ DESIGNS: dict[str, Design] = {
     "experiment-2": Design("experiment-2", DESIGN_ARMS, (0, 1, 2, 3, 4), ("en", "de", "fr", "pt", "cs", "zh", "ar"),
                            check_settings(("monolingual", "multilingual", "cs-queries")),
                            ("de", "fr", "pt", "zh", "ar"), "dynamic", {"minilm": 2, "e5": 1}, (0,), (),
-                           translate_test=True),
+                           translate_test=True, cs_query_seeds=(0, 1, 2, 3, 4), cs_query_seed=0),
     # the main arms with trained text towers (top 2 layers + heads): CPU-expensive, GPU-friendly
     "experiment-2-towers": Design("experiment-2-towers", TOWER_ARMS, (0, 1, 2),
                                   ("en", "de", "fr", "pt", "cs", "zh", "ar"), check_settings(("monolingual",)),
@@ -110,6 +112,7 @@ class ExperimentConfig:
     log_path: str | None = None  # the training log (default: <heads_dir>/training_log.json)
     translate_test: bool = False  # evaluate EN-only with word-by-word translated queries too
     top_layers: int = 0  # text-tower layers trained with the heads (0: heads only)
+    cs_query_seed: int | None = None  # the code-switched queries' switching seed (None: the run's seed)
 
     @classmethod
     def from_design(cls, name: str = DEFAULT_DESIGN, **overrides: Any) -> "ExperimentConfig":
@@ -119,7 +122,8 @@ class ExperimentConfig:
         base: dict[str, Any] = dict(arms=d.arms, seeds=d.seeds, ship_seeds=d.ship_seeds, test_langs=d.test_langs,
                                     settings=d.settings, cs_langs=d.cs_langs, xtd_seeds=d.xtd_seeds, run_set=d.run_set,
                                     variants=dict(d.variants), train={"switching": d.switching, **dict(d.train)},
-                                    translate_test=d.translate_test, top_layers=d.top_layers, xtd_max=500)
+                                    translate_test=d.translate_test, top_layers=d.top_layers, xtd_max=500,
+                                    cs_query_seeds=d.cs_query_seeds, cs_query_seed=d.cs_query_seed)
         return cls(**(base | {k: v for k, v in overrides.items() if v is not None}))
 
     def training_log_path(self) -> Path:
@@ -155,7 +159,7 @@ def eval_configs(tower: str, arm: str, seed: int, cfg: ExperimentConfig):
         settings += ("translate-test",)  # the translate-test baseline: EN-only with X queries translated into EN
     configs = [EvalConfig(model=name, dataset="flickr8k-multi30k", split="test", langs=tuple(cfg.test_langs),
                           settings=settings, seed=seed, cs_ps=tuple(cfg.cs_ps), cs_langs=tuple(cfg.cs_langs),
-                          train_arm=arm, run_set=cfg.run_set)]
+                          train_arm=arm, run_set=cfg.run_set, cs_query_seed=cfg.cs_query_seed)]
     if cfg.xtd_seeds is None or seed in cfg.xtd_seeds:
         configs.append(EvalConfig(model=name, dataset="xtd10", split="test", langs=XTD_LANGS, settings=("cross",),
                                   seed=seed, max_images=cfg.xtd_max, train_arm=arm, run_set=cfg.run_set))

@@ -37,6 +37,9 @@ def test_rendered_report_follows_the_tests(tmp_path):
     assert "| blcs-de | +0.0 | [+0.0, +0.0] | unchanged within ±3" in text
     assert "3/5" in text  # the rows say how many of the design's seeds they pool
     assert "| blcs-zh | zh | de (close) | +0.0 [+0.0, +0.0] p=1.000" in text  # unseen languages, from F1
+    assert "| ml:de,fr,pt,zh,ar p=0.5 |" in text  # code-switched queries, pooled over seeds
+    cell = report.towers[0].cs_queries[("en", "ml:de,fr,pt,zh,ar p=0.5")]
+    assert cell.estimate.n_seeds == 3 and cell.estimate.value < report.towers[0].primary[("en", "en")].estimate.value
 
 
 def test_facts_round_trip_through_json(tmp_path):

@@ -47,3 +47,31 @@ def test_the_towers_design_names_its_models_and_log_keys_with_the_trained_layers
     assert test_cfg.model == "csr-mini-m:mlcs-zh-ar/s1+top2" and test_cfg.run_set == "experiment-2-towers"
     assert len(eval_configs("e5", "mlcs-zh-ar", 0, cfg)) == 2
     assert cfg.train["batch_size"] == 64 and cfg.train["switching"] == "dynamic"
+
+
+def test_code_switched_queries_are_the_same_for_every_seed_of_experiment_2(tmp_path):
+    cfg = ExperimentConfig.from_design("experiment-2", results_dir=str(tmp_path))
+    zero, two = eval_configs("e5", "blcs-ar", 0, cfg)[0], eval_configs("e5", "blcs-ar", 2, cfg)[0]
+    assert "cs-queries" in zero.settings and "cs-queries" in two.settings
+    assert "cs_query_seed" not in zero.params()  # seed 0 switches with seed 0 anyway: its key is unchanged
+    assert two.params()["cs_query_seed"] == 0
+
+
+def test_shipped_experiment_2_runs_match_the_design_they_were_made_for():
+    """Every stored seed-0 run of experiment 2 is what eval_configs asks for now (or a resume would redo it)."""
+    from csr_core.paths import REPO_ROOT
+
+    store = ResultsStore(REPO_ROOT / "results")
+    cfg = ExperimentConfig.from_design("experiment-2")
+    wanted = {}
+    for tower in ("e5", "minilm"):
+        for arm in cfg.arms:
+            for config in eval_configs(tower, arm, 0, cfg):
+                wanted[(config.model, config.dataset)] = build_manifest(config.params())["params_key"]
+    stored = [m for m in store.runs() if (m.get("params") or {}).get("run_set") == "experiment-2"
+              and (m["params"]["model"], m["params"]["dataset"]) in wanted]
+    assert stored, "no shipped experiment-2 run of seed 0"
+    newest = {}
+    for m in stored:  # oldest first: the newest run of a model and dataset is the one the report reads
+        newest[(m["params"]["model"], m["params"]["dataset"])] = m["params_key"]
+    assert all(newest[key] == wanted[key] for key in newest)

@@ -160,7 +160,11 @@ def _write_planted(store: ResultsStore, model: str, arm: str, seed: int, ranks: 
     shares = [dict(model=model, dataset="flickr8k-multi30k", setting="multilingual", query_lang="img", doc_lang=lang,
                    direction="i2t", metric="lang_share", k=1, value=40.0 if lang == "en" else 10.0, n_queries=100)
               for lang in PLANTED_LANGS]
-    store.write_run(make_rows(shares), build_manifest(params), ranks)
+    # code-switched English queries (ML into all five at p = 0.5): the English rows, every other one a miss
+    cs = ranks[(ranks["setting"] == "monolingual") & (ranks["query_lang"] == "en")].copy()
+    cs = cs.assign(setting="cs-queries", cs_mode="ml", cs_langs="de,fr,pt,zh,ar", cs_p=0.5)
+    cs.loc[cs.index[::2], "rank"] = 50
+    store.write_run(make_rows(shares), build_manifest(params), pd.concat([ranks, cs], ignore_index=True))
 
 
 def build_planted_design_store(tmp_path) -> ResultsStore:

@@ -167,6 +167,14 @@ def _tower_sections(t: TowerReport, design_seeds: list[int]) -> list[str]:
             cells = [t.lang_share.get((arm, x)) for x in langs]
             out.append(f"| {arm} | " + " | ".join("–" if c is None else f"{c[0]:.1f}" + (
                 f" ±{c[1]:.1f}" if math.isfinite(c[1]) else "") for c in cells) + " |")
+    if t.cs_queries:
+        cs_cells = list(dict.fromkeys(c for _, c in t.cs_queries))
+        out += ["", f"Exploratory: code-switched English queries (the same switched queries for every seed), "
+                f"text→image R@{PRIMARY_K} [95% two-level CI]:", "", "| arm | " + " | ".join(cs_cells) + " |",
+                "|" + "---|" * (len(cs_cells) + 1)]
+        for arm in t.arms:
+            if any((arm, c) in t.cs_queries for c in cs_cells):
+                out.append(f"| {arm} | " + " | ".join(_cell(t.cs_queries.get((arm, c))) for c in cs_cells) + " |")
     out += ["", "Exploratory: image→text R@10 per language:", "", "| arm | " + " | ".join(langs) + " |",
             "|" + "---|" * (len(langs) + 1)]
     for arm in t.arms:

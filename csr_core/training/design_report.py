@@ -33,6 +33,12 @@ ENGLISH_MARGIN = 3.0  # points of R@10: "English is unchanged" means the 90 % in
 ALPHA = 0.05
 N_BOOT = 2000
 BETWEEN_LANGS = ("cs",)  # evaluated, in neither group (Slavic: typologically between the close and distant sets)
+#: Code-switched English query cells the report shows (mode, target languages, p): BL into each language at 0.5, ML
+#: over all five at 0.5 and 1 -- robustness to mixed-language queries, exploratory
+CS_QUERY_CELLS: tuple[tuple[str, str, float], ...] = (
+    *(("bl", x, 0.5) for x in CLOSE_LANGS + DISTANT_LANGS),
+    ("ml", ",".join(CLOSE_LANGS + DISTANT_LANGS), 0.5), ("ml", ",".join(CLOSE_LANGS + DISTANT_LANGS), 1.0),
+)
 #: EN-only evaluated with X queries translated word by word into English: a baseline row beside the arms
 TRANSLATE_TEST = "en+translate-test"
 
@@ -85,6 +91,7 @@ class TowerReport:
     closure: dict[tuple[str, str], float] = field(default_factory=dict)  # (arm, lang) -> gap closure (point)
     multilingual: dict[str, Cell] = field(default_factory=dict)  # arm -> t2i R@10 in the 7-language gallery
     lang_share: dict[tuple[str, str], tuple[float, float]] = field(default_factory=dict)  # (arm, lang) -> mean, sd
+    cs_queries: dict[tuple[str, str], Cell] = field(default_factory=dict)  # (arm, "ml:de,fr p=0.5") -> t2i R@10
 
 
 @dataclass
@@ -142,7 +149,7 @@ class _Hits:
         return bool((self._ranks(self.runs.ids[(tower, arm)][seed])["setting"] == setting).any())
 
     def matrix(self, tower: str, arm: str, seeds: Sequence[int], setting: str, direction: str, lang: str,
-               k: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
+               k: int, cs: tuple[str, str, float] | None = None) -> tuple[np.ndarray, np.ndarray, list[str]]:
         """(queries x seeds hits, photo per query, query ids); queries present in every seed. The pseudo-arm
         `TRANSLATE_TEST` reads the EN-only runs' translate-test rows."""
         if arm == TRANSLATE_TEST:
@@ -151,8 +158,12 @@ class _Hits:
         side = "query_lang" if direction == "t2i" else "doc_lang"
         for s in seeds:
             frame = self._ranks(self.runs.ids[(tower, arm)][s])
-            sel = frame[(frame["setting"] == setting) & (frame["direction"] == direction) & (frame[side] == lang)
-                        & frame["cs_mode"].fillna("").eq("")]
+            if cs is None:
+                sel = frame[(frame["setting"] == setting) & (frame["direction"] == direction) & (frame[side] == lang)
+                            & frame["cs_mode"].fillna("").eq("")]
+            else:  # a code-switched query cell: (mode, target languages, p)
+                sel = frame[(frame["setting"] == setting) & (frame["cs_mode"] == cs[0]) & (frame["cs_langs"] == cs[1])
+                            & np.isclose(frame["cs_p"].astype(float), cs[2])]
             if sel.empty:
                 return np.zeros((0, 0)), np.zeros(0, dtype=object), []  # this run did not evaluate it
             series = pd.Series(hits_at_k(sel["rank"].to_numpy(), k).astype(float), index=sel["query_id"].to_numpy())
@@ -201,6 +212,14 @@ def _tower(hits: _Hits, tower: str, arms: Sequence[str], langs: Sequence[str]) -
         mat, photos, _ = hits.matrix(tower, arm, found[arm], "multilingual", "t2i", "all", PRIMARY_K)
         if mat.size:
             report.multilingual[arm] = _cell(mat, photos, boot_seed)
+    for arm in present:
+        if arm == TRANSLATE_TEST:
+            continue
+        for mode, targets, p in CS_QUERY_CELLS:
+            mat, photos, _ = hits.matrix(tower, arm, found[arm], "cs-queries", "t2i", "en", PRIMARY_K,
+                                         cs=(mode, targets, p))
+            if mat.size:
+                report.cs_queries[(arm, f"{mode}:{targets} p={p:g}")] = _cell(mat, photos, boot_seed)
     f1, f2 = [], []
     for arm in present:
         if arm == "en":
@@ -390,6 +409,7 @@ def to_json(report: DesignReport) -> dict:
             "closure": [{"arm": a, "lang": x, "value": v} for (a, x), v in t.closure.items()],
             "multilingual": [{"arm": a, **asdict(c)} for a, c in t.multilingual.items()],
             "lang_share": [{"arm": a, "lang": x, "mean": m, "sd": sd} for (a, x), (m, sd) in t.lang_share.items()],
+            "cs_queries": [{"arm": a, "cell": c, **asdict(v)} for (a, c), v in t.cs_queries.items()],
         })
     return {"facts_version": FACTS_VERSION, "run_set": report.run_set, "design_seeds": report.design_seeds,
             "design_arms": report.design_arms, "commits": report.commits, "dirty_runs": report.dirty_runs,
@@ -416,6 +436,7 @@ def from_json(data: dict) -> DesignReport:
         tr.closure = {(r["arm"], r["lang"]): float(r["value"]) for r in t["closure"]}
         tr.multilingual = {r["arm"]: cell(r) for r in t["multilingual"]}
         tr.lang_share = {(r["arm"], r["lang"]): (float(r["mean"]), float(r["sd"])) for r in t.get("lang_share", [])}
+        tr.cs_queries = {(r["arm"], r["cell"]): cell(r) for r in t.get("cs_queries", [])}
         towers.append(tr)
     return DesignReport(data["run_set"], list(data["design_seeds"]), list(data["design_arms"]), towers,
                         list(data["commits"]), int(data["dirty_runs"]), int(data["n_runs"]),
