@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import threading
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -289,17 +289,25 @@ class _EvalContext:
             **fields,
         }
 
-    def recall_records(self, ranks: np.ndarray, **fields) -> list[dict]:
-        """R@K with bootstrap CIs, mean/median rank, and a note where the query count is too small to mean much."""
+    def recall_records(self, ranks: np.ndarray, *, photos: np.ndarray | None = None, **fields) -> list[dict]:
+        """R@K with bootstrap CIs, mean/median rank, and a note where the query count is too small to mean much.
+
+        `photos` (the photo of each query) makes the CI a photo-level cluster bootstrap: the captions of one photo
+        are not independent queries (five Flickr8k captions, or every language of a multilingual gallery)."""
         from csr_core.metrics import hits_at_k, recall_at_k
-        from csr_core.stats import bootstrap_ci, reliability_note
+        from csr_core.stats import bootstrap_ci, cluster_bootstrap, reliability_note
 
         n = int(len(ranks))
         note = reliability_note(n)
         recalls = recall_at_k(ranks, self.config.ks)
         records = []
         for k in self.config.ks:
-            low, high = bootstrap_ci(hits_at_k(ranks, k), seed=self.config.seed, n_resamples=self.config.n_resamples)
+            hits = hits_at_k(ranks, k)
+            if photos is not None and len(np.unique(photos)) < n:
+                est = cluster_bootstrap(hits, photos, seed=self.config.seed, n_resamples=self.config.n_resamples)
+                low, high = est.low, est.high
+            else:  # one query per photo: the plain bootstrap is the cluster bootstrap
+                low, high = bootstrap_ci(hits, seed=self.config.seed, n_resamples=self.config.n_resamples)
             records.append(
                 self.base(metric="recall", k=k, value=recalls[k], n_queries=n, ci_low=low, ci_high=high,
                           note=note, **fields)
@@ -337,8 +345,8 @@ def _monolingual(ctx: _EvalContext) -> tuple[list[dict], list[pd.DataFrame]]:
         query_images = np.unique(caption_image)
         i2t = first_hit_ranks(image_emb[query_images], text_emb, query_images, caption_image)
         t2i_fields = dict(setting="monolingual", query_lang=lang, doc_lang="img", direction="t2i")
-        i2t_fields = dict(setting="monolingual", query_lang="img", doc_lang=lang, direction="i2t")
-        records += ctx.recall_records(t2i, **t2i_fields)
+        i2t_fields: dict[str, Any] = dict(setting="monolingual", query_lang="img", doc_lang=lang, direction="i2t")
+        records += ctx.recall_records(t2i, photos=caption_image, **t2i_fields)
         records += ctx.recall_records(i2t, **i2t_fields)
         if set(ctx.config.ks) >= {1, 5, 10}:
             value = mean_recall(recall_at_k(t2i, (1, 5, 10)), recall_at_k(i2t, (1, 5, 10)))
@@ -385,7 +393,7 @@ def _cross(ctx: _EvalContext) -> tuple[list[dict], list[pd.DataFrame]]:
                 ctx.ticker.check()
                 ranks = parallel_ranks(embeddings[query_lang], embeddings[doc_lang])
                 fields = dict(setting="cross", query_lang=query_lang, doc_lang=doc_lang, direction="t2t")
-                records += ctx.recall_records(ranks, **fields)
+                records += ctx.recall_records(ranks, photos=np.asarray(parallel.caption_image), **fields)
                 frames.append(ctx.rank_frame(ranks, parallel.ids, **fields))
     return records, frames
 
@@ -409,7 +417,7 @@ def _multilingual(ctx: _EvalContext) -> tuple[list[dict], list[pd.DataFrame]]:
     query_images = np.unique(caption_image)
     ctx.ticker.check()
     i2t = first_hit_ranks(image_emb[query_images], gallery, query_images, caption_image)
-    i2t_fields = dict(setting="multilingual", query_lang="img", doc_lang="all", direction="i2t")
+    i2t_fields: dict[str, Any] = dict(setting="multilingual", query_lang="img", doc_lang="all", direction="i2t")
     records = ctx.recall_records(i2t, **i2t_fields)
     top1 = _top1_indices(image_emb[query_images], gallery)
     shares = pd.Series(langs_of_arr[top1]).value_counts(normalize=True)
@@ -419,7 +427,7 @@ def _multilingual(ctx: _EvalContext) -> tuple[list[dict], list[pd.DataFrame]]:
                                 n_queries=len(query_images), note=reliability_note(len(query_images))))
     t2i = first_hit_ranks(gallery, image_emb, caption_image, np.arange(len(image_emb)))
     t2i_fields = dict(setting="multilingual", query_lang="all", doc_lang="img", direction="t2i")
-    records += ctx.recall_records(t2i, **t2i_fields)
+    records += ctx.recall_records(t2i, photos=caption_image, **t2i_fields)
     frames = [
         ctx.rank_frame(i2t, [ctx.dataset.image_ids[i] for i in query_images], **i2t_fields),
         ctx.rank_frame(t2i, ids, **t2i_fields),
@@ -475,7 +483,7 @@ def _cs_queries(ctx: _EvalContext) -> tuple[list[dict], list[pd.DataFrame]]:
             ranks = first_hit_ranks(emb, image_emb, caption_image, image_groups)
             fields = dict(setting="cs-queries", query_lang="en", doc_lang="img", direction="t2i", cs_mode=mode,
                           cs_p=p, cs_langs=",".join(langs))
-            records += ctx.recall_records(ranks, **fields)
+            records += ctx.recall_records(ranks, photos=caption_image, **fields)
             frames.append(ctx.rank_frame(ranks, flat.caption_ids, **fields))
     return records, frames
 
@@ -506,7 +514,7 @@ def _translate_test(ctx: _EvalContext) -> tuple[list[dict], list[pd.DataFrame]]:
         caption_image = np.asarray(flat.caption_image, dtype=np.int64)
         ranks = first_hit_ranks(emb, image_emb, caption_image, np.arange(len(image_emb)))
         fields = dict(setting="translate-test", query_lang=lang, doc_lang="img", direction="t2i")
-        records += ctx.recall_records(ranks, **fields)
+        records += ctx.recall_records(ranks, photos=caption_image, **fields)
         frames.append(ctx.rank_frame(ranks, flat.caption_ids, **fields))
     return records, frames
 

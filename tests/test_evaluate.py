@@ -218,3 +218,24 @@ def test_a_csr_mini_name_fills_the_training_arm_unless_one_is_given():
     assert EvalConfig(model="csr-mini", dataset="flickr8k-multi30k").train_arm == "en"  # the default heads
     assert EvalConfig(model="open_clip:ViT-B-32/openai", dataset="xtd10").train_arm == ""
     assert EvalConfig(model="csr-mini:en", dataset="xtd10", train_arm="my-label").train_arm == "my-label"
+
+
+def test_row_cis_resample_photos_not_captions(tiny_encoder, shared_data):
+    """Five captions of a photo are one unit of evidence: the row CI of text->image R@K is the photo-level cluster
+    bootstrap of the per-query hits (the plain bootstrap over 5 x as many 'independent' queries is too narrow)."""
+    from csr_core.datasets import load_dataset
+    from csr_core.evaluate import EvalConfig, run_evaluation
+    from csr_core.metrics import hits_at_k
+    from csr_core.stats import bootstrap_ci, cluster_bootstrap
+
+    test_set = load_dataset("flickr8k-multi30k", split="test", data_root=shared_data).subset(40)
+    config = EvalConfig(model=TINY, dataset="flickr8k-multi30k", langs=["en-x-f8k"], settings=["monolingual"],
+                        n_resamples=300)
+    out = run_evaluation(config, encoder=tiny_encoder, dataset=test_set, write=False)
+    ranks = out.ranks[(out.ranks["direction"] == "t2i")]
+    row = out.rows[(out.rows["direction"] == "t2i") & (out.rows["metric"] == "recall") & (out.rows["k"] == 10)].iloc[0]
+    hits = hits_at_k(ranks["rank"].to_numpy(), 10)
+    est = cluster_bootstrap(hits, ranks["image_id"].to_numpy(), seed=0, n_resamples=300)
+    assert (row["ci_low"], row["ci_high"]) == pytest.approx((est.low, est.high))
+    assert len(set(ranks["image_id"])) < len(ranks)  # several captions per photo here
+    assert (row["ci_low"], row["ci_high"]) != pytest.approx(bootstrap_ci(hits, seed=0, n_resamples=300))
