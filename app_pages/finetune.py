@@ -65,7 +65,7 @@ def experiment_section() -> None:
 experiment_section()
 st.subheader("Single runs")
 st.caption("One run per arm (the latest), outside any experiment's run set. "
-           "Δ is paired on the same queries: bootstrap CI, exact McNemar, Holm across languages.")
+           "Δ is paired on the same queries: photo-clustered bootstrap CI and permutation test, Holm across languages.")
 
 
 def arm_label(frame: pd.DataFrame) -> pd.Series:
@@ -88,7 +88,7 @@ def base_model(frame: pd.DataFrame) -> pd.Series:
 @st.cache_data(show_spinner=False, max_entries=256)
 def _compare(run_a: str, run_b: str, k: int, setting: str, direction: str, _ranks_a: pd.DataFrame,
              _ranks_b: pd.DataFrame) -> pd.DataFrame:
-    """Paired comparison of two runs (bootstrap + McNemar per language): seconds for many arms, so cached.
+    """Paired comparison of two runs (photo bootstrap + permutation test per language): seconds for many arms, so cached.
 
     Keyed on the run ids: a run folder is written once, atomically, and never changes afterwards.
     """

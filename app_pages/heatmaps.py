@@ -182,7 +182,7 @@ else:
                                         x_order=diff_order)
     show_chart(diff_chart, "hm_diff", f"difference_{dataset}_{setting}_{direction}")
     if compare is not None and len(compare):
-        st.markdown(f"**Paired comparison at R@{k}** (same queries; bootstrap CI, exact McNemar, Holm across "
+        st.markdown(f"**Paired comparison at R@{k}** (same queries; photo-clustered bootstrap CI and permutation test, Holm across "
                     "languages)")
         st.dataframe(compare, key="hm_compare", hide_index=True)
         st.download_button("CSV", compare.to_csv(index=False).encode("utf-8"), key="hm_compare_csv",

@@ -2,7 +2,8 @@
 
 Both work on the `ranks.parquet` frame of a run (`ResultsStore.load_ranks`), so every difference is paired on the
 same queries where the data allows it (Multi30K captions are line-aligned translations, images are shared), with a
-bootstrap CI of the paired difference, an exact McNemar test, and Holm correction across languages.
+photo-level cluster bootstrap CI of the paired difference, a paired permutation test that swaps whole photos
+(`stats.cluster_permutation_test`), and Holm correction across languages.
 """
 
 from __future__ import annotations
@@ -17,7 +18,14 @@ from csr_core.errors import DataError
 from csr_core.metrics import hits_at_k
 from csr_core.results import caption_lang
 from csr_core.settings import get_setting
-from csr_core.stats import adjust_tested, bootstrap_ci, paired_test, reliability_note
+from csr_core.stats import (
+    adjust_tested,
+    bootstrap_ci,
+    cluster_permutation_test,
+    paired_difference,
+    paired_test,
+    reliability_note,
+)
 
 GAP_COLUMNS = ["lang", "pivot_value", "lang_value", "gap", "ci_low", "ci_high", "n", "paired", "p_value", "p_holm",
                "note"]
@@ -35,11 +43,11 @@ def _select(ranks: pd.DataFrame, setting: str, direction: str) -> pd.DataFrame:
     return out
 
 
-def _paired_difference(hits_a: np.ndarray, hits_b: np.ndarray, seed: int, n_resamples: int):
-    diff = 100.0 * (hits_a.astype(float) - hits_b.astype(float))
-    low, high = bootstrap_ci(diff, seed=seed, n_resamples=n_resamples)
-    test = paired_test(hits_a, hits_b, method="mcnemar")
-    return low, high, test.p_value
+def _paired_difference(hits_a: np.ndarray, hits_b: np.ndarray, photos: np.ndarray, seed: int, n_resamples: int):
+    """CI (photo bootstrap) and p-value (photo sign flips) of a - b in points: the captions of a photo move together."""
+    est = paired_difference(hits_a.astype(float), hits_b.astype(float), photos, seed=seed, n_resamples=n_resamples)
+    test = cluster_permutation_test(hits_a.astype(float), hits_b.astype(float), photos, seed=seed)
+    return est.low, est.high, test.p_value
 
 
 PAIRINGS = ("auto", "caption", "photo")
@@ -117,7 +125,9 @@ def language_gaps(ranks: pd.DataFrame, *, k: int = 10, setting: str = "monolingu
             shared = pivot_ranks.index.intersection(lang_ranks.index)
             hits_p = hits_at_k(pivot_ranks.loc[shared].to_numpy(), k)
             hits_x = hits_at_k(lang_ranks.loc[shared].to_numpy(), k)
-            low, high, p_value = _paired_difference(hits_p, hits_x, seed, n_resamples)
+            photos = (pivot_frame.set_index("query_id")["image_id"].loc[shared].to_numpy()
+                      if "image_id" in pivot_frame.columns else np.arange(len(shared)))
+            low, high, p_value = _paired_difference(hits_p, hits_x, photos, seed, n_resamples)
             value_p, value_x, n = 100.0 * hits_p.mean(), 100.0 * hits_x.mean(), len(shared)
         else:
             photos_p, photos_x = _photo_means(pivot_frame, k), _photo_means(frame, k)
@@ -135,7 +145,8 @@ def language_gaps(ranks: pd.DataFrame, *, k: int = 10, setting: str = "monolingu
 def compare_runs(ranks_a: pd.DataFrame, ranks_b: pd.DataFrame, *, k: int = 10, setting: str = "monolingual",
                  direction: str = "t2i", cs_mode: str = "", cs_p: float | None = None, seed: int = 0,
                  n_resamples: int = 1000, alpha: float = 0.05) -> pd.DataFrame:
-    """R@K(a) - R@K(b) per language on the same queries: paired CI, exact McNemar, Holm across languages.
+    """R@K(a) - R@K(b) per language on the same queries: photo-clustered paired CI and permutation test, Holm across
+    languages.
 
     Refused (DataError) when the two runs ranked against different galleries (`check_same_gallery`)."""
     check_same_gallery(ranks_a, ranks_b, setting)
@@ -152,7 +163,9 @@ def compare_runs(ranks_a: pd.DataFrame, ranks_b: pd.DataFrame, *, k: int = 10, s
             continue
         hits_a = hits_at_k(ra.loc[shared].to_numpy(), k)
         hits_b = hits_at_k(rb.loc[shared].to_numpy(), k)
-        low, high, p_value = _paired_difference(hits_a, hits_b, seed, n_resamples)
+        photos = a[a["lang"] == lang].set_index("query_id")["image_id"].loc[shared].to_numpy() \
+            if "image_id" in a.columns else np.arange(len(shared))
+        low, high, p_value = _paired_difference(hits_a, hits_b, photos, seed, n_resamples)
         n = len(shared)
         note = reliability_note(n)
         if len(shared) < max(len(ra), len(rb)):

@@ -183,9 +183,9 @@ def render(store: ResultsStore, *, k: int = 10, kind: str = "genetic") -> str:
               "(bootstrap CIs over languages; few languages, so indicative):", ""]
     lines += _table(["model", "languages", "Spearman ρ [95% CI]", "Pearson r [95% CI]", "Pearson p"], corr_rows)
     lines += ["", f"## Δ vs EN-only of the same text tower (text→image R@{k}, points)", "",
-              "Each arm's heads against the EN-only heads of its tower on the same queries: 95% paired bootstrap CI, "
-              "exact McNemar test, Holm over the languages of a row (* = Holm p < 0.05). No arm was trained on pt, zh "
-              "or ar captions.", ""]
+              "Each arm's heads against the EN-only heads of its tower on the same queries: 95% photo-level paired "
+              "bootstrap CI, photo-level paired permutation test, Holm over the languages of a row (* = Holm p < 0.05). "
+              "No arm was trained on pt, zh or ar captions.", ""]
     lines += _delta_table(store, runs, k)
     lines += ["", f"## Code-switched English queries into close and distant languages (text→image R@{k})", "",
               "English test captions with words replaced from the MUSE EN→X dictionaries (Chinese replacements joined "
