@@ -188,8 +188,8 @@ def _percentile_ci(draws: np.ndarray, level: float) -> tuple[float, float]:
 class Estimate:
     """A mean (or mean difference) with its resampling distribution's summary, in percent / points for hit vectors.
 
-    `p_value` tests "the true value is 0" (two-sided, by inverting percentile intervals), `se` is the resampling
-    standard deviation, `n_clusters` / `n_seeds` say what was resampled."""
+    `p_value` tests "the true value is 0" (two-sided t = value / se on clusters - 1 degrees of freedom, `se` the
+    resampling standard error; the interval is the percentile interval), `n_clusters` / `n_seeds` say what was resampled."""
 
     value: float
     low: float
@@ -206,12 +206,13 @@ class Estimate:
         return minimum_detectable_effect(self.se, alpha=alpha, power=power)
 
 
-def _bootstrap_p(draws: np.ndarray, null: float = 0.0) -> float:
-    """Two-sided bootstrap p-value for "value = null": twice the smaller tail share of the draws beyond the null."""
-    n = len(draws)
-    below = (np.sum(draws <= null) + 1.0) / (n + 1.0)
-    above = (np.sum(draws >= null) + 1.0) / (n + 1.0)
-    return float(min(1.0, 2.0 * min(below, above)))
+def _wald_p(value: float, se: float, df: int) -> float:
+    """Two-sided p for "value = 0" from the bootstrap standard error: t = value / se on `df` (clusters - 1) degrees of
+    freedom. The bootstrap's tail count cannot go below 1 / n_resamples, which a Holm family of ~100 tests would turn
+    into p >= 0.1 for any effect."""
+    if se > 0:
+        return float(min(1.0, 2.0 * _st.t.sf(abs(value) / se, df=max(1, df))))
+    return 1.0 if value == 0 else 0.0
 
 
 def _matrix(values, name: str) -> tuple[np.ndarray, bool]:
@@ -259,8 +260,9 @@ def cluster_bootstrap(values, clusters, *, seed: int = 0, n_resamples: int = 200
     value = float(mat.mean())
     low, high = _percentile_ci(draws, level)
     method = "two-level bootstrap (seeds, photos)" if n_seeds > 1 and resample_seeds else "photo bootstrap"
-    return Estimate(factor * value, factor * low, factor * high, factor * float(draws.std(ddof=1)),
-                    _bootstrap_p(draws), n, n_clusters, n_seeds, method)
+    se = float(draws.std(ddof=1))
+    return Estimate(factor * value, factor * low, factor * high, factor * se, _wald_p(value, se, n_clusters - 1), n,
+                    n_clusters, n_seeds, method)
 
 
 def paired_difference(a, b, clusters, *, seed: int = 0, n_resamples: int = 2000, level: float = 0.95) -> Estimate:

@@ -124,3 +124,19 @@ def test_minimum_detectable_effect_and_gap_closure():
     assert math.isnan(gap_closure(30.0, 59.0, 60.0))  # a 1-point gap: no ratio
     with pytest.raises(DataError):
         minimum_detectable_effect(-1.0)
+
+
+def test_estimate_p_values_resolve_large_effects_and_are_calibrated_under_the_null():
+    rng = np.random.default_rng(7)
+    big = paired_difference(np.ones(300), (rng.random(300) < 0.5).astype(float), np.arange(300), n_resamples=500)
+    assert big.p_value < 1e-6  # far below 1 / n_resamples: survives Holm over a family of ~100 tests
+    # under the null the test rejects like the textbook cluster-robust t-test on per-photo sums (and near 5 %)
+    ours = textbook = 0
+    photos = np.repeat(np.arange(40), 2)
+    for i in range(400):
+        a, b = (rng.random(80) < 0.4).astype(float), (rng.random(80) < 0.4).astype(float)
+        ours += paired_difference(a, b, photos, seed=i, n_resamples=500).p_value < 0.05
+        sums = np.bincount(photos, weights=a - b)
+        se = sums.std(ddof=1) * np.sqrt(40) / 80
+        textbook += se > 0 and 2 * st.t.sf(abs((a - b).mean() / se), df=39) < 0.05
+    assert abs(ours - textbook) <= 6 and 8 <= ours <= 40  # about 5-9 % of 400 null comparisons

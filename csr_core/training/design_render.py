@@ -207,8 +207,8 @@ def render(report: DesignReport) -> str:
           if report.bli else []),
         "## Declared analysis", "",
         f"Primary metric text→image R@{PRIMARY_K}. Estimates pool seeds: a two-level bootstrap (seeds, then photos, "
-        "with replacement; seed s of an arm paired with seed s of EN-only), p-values by inverting its percentile "
-        f"intervals. Family F1: every arm vs EN-only in every language, Holm. Family F2: per arm, the distant (zh, ar) "
+        "with replacement; seed s of an arm paired with seed s of EN-only); CIs are its percentile intervals, "
+        f"p-values two-sided t from its standard error (photos − 1 degrees of freedom). Family F1: every arm vs EN-only in every language, Holm. Family F2: per arm, the distant (zh, ar) "
         "minus close (de, fr, pt) gain, Holm over arms. English cost: TOST at "
         f"±{ENGLISH_MARGIN:g} points. cs is evaluated but in neither group. Everything else is exploratory.", "",
         "## The answer", "",

@@ -8,7 +8,8 @@ Declared analysis (per text tower; every number from the stored per-query ranks 
   languages; the English terms of the two gaps cancel); Holm over the arms.
 - **English cost**: Delta_en per arm with a TOST equivalence test at +-`ENGLISH_MARGIN` points (alpha 0.05).
 - Every estimate is a mean over seeds and queries with a two-level bootstrap (seeds, then photos, with replacement;
-  seed s of an arm paired with seed s of EN-only); p-values invert the bootstrap percentile intervals; "no effect"
+  seed s of an arm paired with seed s of EN-only); p-values are two-sided t (photos - 1 df) from the bootstrap standard error
+  (a tail count cannot resolve p below 1/N_BOOT, which Holm over ~100 tests needs); "no effect"
   is never claimed from a non-significant test: the minimum detectable effect (80 % power) is given beside it.
 - Exploratory (unadjusted, labelled so): image->text, R@1/R@5, the multilingual gallery, gap closure ratios.
 """
