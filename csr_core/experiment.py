@@ -319,9 +319,16 @@ def run_experiment(cfg: ExperimentConfig, log: LogFn | None = None) -> list[dict
         raise CSRError("the experiment needs at least one tower, one seed and one arm")
     store = _store(cfg.results_dir)
     datasets = _datasets() if cfg.evaluate else None
-    entries = []
+    entries, failed = [], []
     for seed in cfg.seeds:
         for tower in cfg.towers:
             for arm in cfg.arms:
-                entries.append(run_one(tower, arm, seed, cfg, store=store, datasets=datasets, log=log))
+                try:
+                    entries.append(run_one(tower, arm, seed, cfg, store=store, datasets=datasets, log=log))
+                except CSRError as error:  # one broken cell must not stop a grid of hours; it is reported at the end
+                    failed.append(f"{tower}/{arm}/s{seed}: {error}")
+                    log(f"FAILED {failed[-1]}")
+    if failed:
+        raise CSRError(f"{len(failed)} of the grid's (tower, arm, seed) runs failed (the others are stored):\n"
+                       + "\n".join(failed))
     return entries

@@ -132,7 +132,8 @@ def prepare_data(config: TrainConfig, *, data_root=None, image_tower=None, text_
     train_set = _load_split("train", config.dataset, data_root)
     # the languages this arm reads (and the original four), so the recorded train fingerprint names its real input
     train_set = train_set.select_languages(
-        [lang for lang in dict.fromkeys(("en", "de", "fr", "cs", *spec.langs)) if lang in train_set.languages])
+        [lang for lang in dict.fromkeys(("en", "de", "fr", "cs", *spec.langs, *map(spec.caption_lang, spec.langs)))
+         if lang in train_set.languages])
     val_set = _load_split("val", config.dataset, data_root)
     rows = _subset_rows(len(train_set), config.max_photos, 1)
     image_ids = [train_set.image_ids[i] for i in rows]

@@ -258,3 +258,13 @@ def test_cli_trains_and_saves(shared_data, tmp_path, capsys):
     assert (tmp_path / "minilm-blcs-de-s1.safetensors").is_file()
     assert (tmp_path / "minilm-blcs-de-s1.json").is_file()
     assert "csr-mini:blcs-de/s1" in capsys.readouterr().out
+
+
+def test_machine_translated_arm_reads_its_caption_set(shared_data):
+    from csr_core.finetune import prepare_data
+
+    data = prepare_data(TrainConfig(arm="ttmt-zh", **(SMALL | dict(max_photos=8, max_val_photos=8))),
+                        need_text_features=False)
+    texts = set(data.pools.texts)
+    assert any("\u4e00" <= ch <= "\u9fff" for t in texts for ch in t)  # Chinese (machine) captions in the pools
+    assert data.info["arm"] == "ttmt-zh"
