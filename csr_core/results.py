@@ -331,8 +331,9 @@ def _git_state() -> tuple[str, bool | None]:
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True,
                              timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT,
-                               capture_output=True, text=True, timeout=10, check=True).stdout.strip() != ""
+        # the code's state: results/ is data (a running grid appends to its training log there), not code
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results"],
+                               cwd=REPO_ROOT, capture_output=True, text=True, timeout=10, check=True).stdout.strip() != ""
         return sha, dirty
     except (OSError, subprocess.SubprocessError):
         return "", None
