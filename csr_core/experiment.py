@@ -70,8 +70,9 @@ class Design:
 
 DESIGNS: dict[str, Design] = {
     # the first experiment: the shipped heads (seed 0) and their runs, made before run sets existed (run_set "")
+    # (every seed switched with CodeSwitcher seed 0: cs_seed fixed, as it then was)
     "experiment-1": Design("", ALL_V1_ARMS, (0, 1, 2), TEST_LANGS, TEST_SETTINGS, ("de", "fr", "cs"), "static",
-                           {"minilm": 1, "e5": 1}, None, (0,)),
+                           {"minilm": 1, "e5": 1}, None, (0,), train=(("cs_seed", 0),)),
     # close vs distant: five languages, five seeds whose switching draws differ, dynamic switching
     "experiment-2": Design("experiment-2", DESIGN_ARMS, (0, 1, 2, 3, 4), ("en", "de", "fr", "pt", "cs", "zh", "ar"),
                            check_settings(("monolingual", "multilingual", "cs-queries")),

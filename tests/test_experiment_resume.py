@@ -75,3 +75,10 @@ def test_shipped_experiment_2_runs_match_the_design_they_were_made_for():
     for m in stored:  # oldest first: the newest run of a model and dataset is the one the report reads
         newest[(m["params"]["model"], m["params"]["dataset"])] = m["params_key"]
     assert all(newest[key] == wanted[key] for key in newest)
+
+
+def test_the_first_experiment_is_reproduced_with_its_fixed_switching():
+    cfg = ExperimentConfig.from_design("experiment-1")
+    assert cfg.run_set == "" and cfg.train == {"switching": "static", "cs_seed": 0}
+    (test_cfg, xtd_cfg) = eval_configs("minilm", "mlcs-de-fr-cs", 2, cfg)
+    assert "run_set" not in test_cfg.params() and test_cfg.model == "csr-mini:mlcs-de-fr-cs/s2"
