@@ -10,7 +10,8 @@ evaluates it with `csr_core.evaluate.run_evaluation`:
 
 Rows carry `train_arm` and `seed`; the model is `csr-mini:<arm>/s<seed>` (MiniLM) or `csr-mini-m:<arm>/s<seed>`
 (e5). Heads of `ship_seeds` are saved under `csr_core/heads/` with their test numbers and a reproduction subset in the
-manifest. `write_report` (`csr_core.training.report`) turns the stored runs into results/README.md.
+manifest. `design_report.build_report` + `design_render.write` (`csr_core.training`) turn a design's stored runs into
+its report page (results/README.md for experiment 2, results/experiment-1.md for experiment 1).
 
 There is no zero-shot arm: the towers were never aligned with each other (EfficientNet ImageNet features and a
 sentence encoder live in unrelated spaces), so heads "trained on nothing" are random projections: R@K at chance.

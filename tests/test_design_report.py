@@ -3,6 +3,8 @@ follows the tests, and only the run set's runs are read."""
 
 from __future__ import annotations
 
+import json
+
 from csr_core.training import design_render, design_report
 
 from testsupport import PLANTED_LANGS as LANGS  # noqa: E402
@@ -87,3 +89,46 @@ def test_leaderboard_rows_are_tower_x_arm_with_group_means(tmp_path):
     assert row["t2i R@10 distant mean"] == round((tower.primary[("blcs-zh", "zh")].estimate.value
                                                    + tower.primary[("blcs-zh", "ar")].estimate.value) / 2, 1)
     assert "i2t R@10 de sd" in board.columns and row["seeds"] == 3
+
+
+def test_experiment_1_is_read_with_the_same_analysis(tmp_path):
+    """Run set "" (the first grid): its explicit arm/seed runs only, family F1 without F2 (no distant language in
+    the design), the answer stated from F1, the page written to experiment-1.md beside its facts."""
+    from testsupport import _planted_ranks, _write_planted
+    import numpy as np
+
+    store = _store(tmp_path)
+    rng = np.random.default_rng(1)
+    for seed in range(2):
+        en = _planted_ranks({lang: 0.3 for lang in LANGS}, rng)
+        base = dict(zip(en["query_id"], en["rank"] == 1))
+        _write_planted(store, f"csr-mini:en/s{seed}", "en", seed, en, "")
+        _write_planted(store, f"csr-mini:blcs-cs/s{seed}", "blcs-cs", seed,
+                       _planted_ranks({lang: 0.4 if lang == "cs" else 0.0 for lang in LANGS}, rng, base), "")
+    # a page's evaluation of the default model (not an explicit arm/seed name) is no evidence of the grid
+    _write_planted(store, "csr-mini", "en", 0, _planted_ranks({lang: 1.0 for lang in LANGS}, rng), "")
+    report = design_report.build_report(store, "", towers=("minilm",))
+    (tower,) = report.towers
+    assert tower.arms == ["en", "blcs-cs"] and tower.seeds["en"] == [0, 1]
+    assert tower.langs == ["en", "de", "fr", "cs"] and not tower.f2
+    f1 = {(t.arm, t.target): t for t in tower.f1}
+    assert f1[("blcs-cs", "cs")].significant and not f1[("blcs-cs", "de")].significant
+    assert tower.primary[("en", "en")].estimate.value < 50  # the all-hits `csr-mini` run was not read
+    text = design_render.render(report)
+    assert "significant gains over EN-only for blcs-cs on cs;" in text and "Family F2" not in text
+    assert "cs (between)" in text and "Superseded by experiment 2" in text
+    paths = design_render.write(report, tmp_path / "out")
+    assert [p.relative_to(tmp_path / "out").as_posix() for p in paths] == ["experiment-1.md", "experiment-1/report.json"]
+
+
+def test_report_only_command_writes_the_page_and_its_facts(tmp_path):
+    import subprocess
+    import sys
+
+    _store(tmp_path)
+    done = subprocess.run([sys.executable, "-m", "csr_core", "experiment", "--design", "experiment-2", "--report-only",
+                           "--towers", "e5", "--results", str(tmp_path)], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert "Family F2 (the question)" in (tmp_path / "README.md").read_text(encoding="utf-8")
+    facts = design_report.from_json(json.loads((tmp_path / "experiment-2" / "report.json").read_text()))
+    assert [t.tower for t in facts.towers] == ["e5"]

@@ -39,7 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--results", default=None, help="results folder (default results/ or $CSR_RESULTS_DIR)")
     parser.add_argument("--xtd-max", type=int, default=500, help="XTD10 lines evaluated (seeded subset)")
     parser.add_argument("--report", action="store_true", help="write the design's report after the grid")
-    parser.add_argument("--report-only", action="store_true", help="only write the design's report (results/README.md for experiment-2)")
+    parser.add_argument("--report-only", action="store_true", help="only write the design's report (results/README.md for experiment-2, results/experiment-1.md for "
+                             "experiment-1)")
     parser.add_argument("--no-skip-existing", action="store_true")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads (the shipped heads were trained with 1; other counts can change "
@@ -51,20 +52,16 @@ def run(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    from csr_core.experiment import ExperimentConfig, run_experiment
-    from csr_core.training.report import write_report
-
-    from csr_core.experiment import DESIGNS
+    from csr_core.experiment import DESIGNS, ExperimentConfig, run_experiment
 
     design = DESIGNS[args.design]
-    expected = {"towers": args.towers, "arms": args.arms or list(design.arms), "seeds": args.seeds or list(design.seeds)}
     if not args.report_only:
         cfg = ExperimentConfig.from_design(args.design, towers=args.towers, arms=args.arms, seeds=args.seeds,
                                            ship_seeds=args.ship_seeds, heads_dir=args.heads_dir,
                                            results_dir=args.results, xtd_max=args.xtd_max,
                                            skip_existing=not args.no_skip_existing)
         run_experiment(cfg)
-    if (args.report or args.report_only) and design.run_set:
+    if args.report or args.report_only:
         from pathlib import Path
 
         from csr_core.paths import results_dir
@@ -75,7 +72,4 @@ def run(args: argparse.Namespace) -> int:
         report = design_report.build_report(ResultsStore(root), design.run_set, towers=args.towers)
         for path in design_render.write(report, root):
             print(f"wrote {path}")
-    elif args.report or args.report_only:
-        path = write_report(args.results, args.heads_dir, expected=expected)
-        print(f"wrote {path}")
     return 0

@@ -1,4 +1,5 @@
-"""The second experiment's analysis, declared before its runs were made: facts only, rendered by `design_render`.
+"""A declared experiment's analysis (experiment 2's was declared before its runs were made; experiment 1 is read with
+the same analysis after the fact): facts only, rendered by `design_render`.
 
 Declared analysis (per text tower; every number from the stored per-query ranks of the run set):
 - **Primary metric**: text->image R@10 on the 237 test photos of flickr8k-multi30k, one query per caption.
@@ -34,12 +35,15 @@ ENGLISH_MARGIN = 3.0  # points of R@10: "English is unchanged" means the 90 % in
 ALPHA = 0.05
 N_BOOT = 2000
 BETWEEN_LANGS = ("cs",)  # evaluated, in neither group (Slavic: typologically between the close and distant sets)
-#: Code-switched English query cells the report shows (mode, target languages, p): BL into each language at 0.5, ML
-#: over all five at 0.5 and 1 -- robustness to mixed-language queries, exploratory
-CS_QUERY_CELLS: tuple[tuple[str, str, float], ...] = (
-    *(("bl", x, 0.5) for x in CLOSE_LANGS + DISTANT_LANGS),
-    ("ml", ",".join(CLOSE_LANGS + DISTANT_LANGS), 0.5), ("ml", ",".join(CLOSE_LANGS + DISTANT_LANGS), 1.0),
-)
+
+
+def cs_query_cells(cs_langs: Sequence[str]) -> tuple[tuple[str, str, float], ...]:
+    """Code-switched English query cells the report shows (mode, target languages, p): BL into each of the design's
+    switching languages at 0.5, ML over all of them at 0.5 and 1 -- robustness to mixed-language queries, exploratory."""
+    every = ",".join(cs_langs)
+    return (*(("bl", x, 0.5) for x in cs_langs), ("ml", every, 0.5), ("ml", every, 1.0))
+
+
 #: EN-only evaluated with X queries translated word by word into English: a baseline row beside the arms
 TRANSLATE_TEST = "en+translate-test"
 
@@ -126,9 +130,10 @@ def _find(store, run_set: str, dataset: str = "flickr8k-multi30k", top_layers: i
         params = manifest.get("params") or {}
         if params.get("run_set", "") != run_set or params.get("dataset") != dataset:
             continue
-        name = CsrMiniName.try_parse(str(params.get("model", "")))
-        if name is None or name.top_layers != top_layers:
-            continue
+        model = str(params.get("model", ""))
+        name = CsrMiniName.try_parse(model)
+        if name is None or name.top_layers != top_layers or name.explicit != model:
+            continue  # only the grid's explicit `<base>:<arm>/s<seed>` names (not a page's `csr-mini` eval)
         ids.setdefault((name.tower, name.arm), {})[name.seed] = manifest["run_id"]
         chosen.append(manifest)
     return _Runs(ids, chosen)
@@ -191,7 +196,8 @@ def _per_photo(mat: np.ndarray, photos: np.ndarray) -> pd.DataFrame:
     return pd.DataFrame(mat).groupby(photos).mean()
 
 
-def _tower(hits: _Hits, tower: str, arms: Sequence[str], langs: Sequence[str]) -> TowerReport:
+def _tower(hits: _Hits, tower: str, arms: Sequence[str], langs: Sequence[str],
+           cs_cells: Sequence[tuple[str, str, float]]) -> TowerReport:
     found = {arm: sorted(hits.runs.ids.get((tower, arm), {})) for arm in arms}
     present = [arm for arm in arms if found[arm]]
     if "en" in present and any(hits.has_setting(tower, "en", s, "translate-test") for s in found["en"]):
@@ -216,7 +222,7 @@ def _tower(hits: _Hits, tower: str, arms: Sequence[str], langs: Sequence[str]) -
     for arm in present:
         if arm == TRANSLATE_TEST:
             continue
-        for mode, targets, p in CS_QUERY_CELLS:
+        for mode, targets, p in cs_cells:
             mat, photos, _ = hits.matrix(tower, arm, found[arm], "cs-queries", "t2i", "en", PRIMARY_K,
                                          cs=(mode, targets, p))
             if mat.size:
@@ -301,14 +307,15 @@ def build_report(store, run_set: str = "experiment-2", towers: Sequence[str] = (
     runs = _find(store, run_set, top_layers=design.top_layers)
     hits = _Hits(store, runs)
     langs = [lang for lang in design.test_langs]
-    tower_reports = [_tower(hits, tower, design.arms, langs) for tower in towers]
+    cells = cs_query_cells(design.cs_langs)
+    tower_reports = [_tower(hits, tower, design.arms, langs, cells) for tower in towers]
     _add_lang_share(store, runs, tower_reports)
     chosen = {m["run_id"]: m for m in runs.manifests}
     used_manifests = [chosen[r] for seeds in runs.ids.values() for r in seeds.values()]
     commits = sorted({str(m.get("git_sha", ""))[:8] for m in used_manifests})
     dirty = sum(bool(m.get("git_dirty")) for m in used_manifests)
     used = {run_id for seeds in runs.ids.values() for run_id in seeds.values()}  # newest per (tower, arm, seed)
-    bli = _bli_facts(Path(store.root) / run_set / "training_log.json")
+    bli = _bli_facts(Path(store.root) / run_set / "training_log.json") if run_set else {}
     return DesignReport(run_set, list(design.seeds), list(design.arms), [t for t in tower_reports if t.arms],
                         [c for c in commits if c], dirty, len(used), design.top_layers, bli)
 
