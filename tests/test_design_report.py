@@ -38,6 +38,7 @@ def test_rendered_report_follows_the_tests(tmp_path):
     assert "no difference between the groups is shown for mlcs-de-fr-pt-zh-ar (MDE" in text
     assert "| blcs-de | +0.0 | [+0.0, +0.0] | unchanged within ±3" in text
     assert "3/5" in text  # the rows say how many of the design's seeds they pool
+    assert "(csr-mini-m) 12/75 (tower, arm, seed) runs" in text  # design arms only: translate-test is no arm
     assert "| blcs-zh | zh | de (close) | +0.0 [+0.0, +0.0] p=1.000" in text  # unseen languages, from F1
     assert "| ml:de,fr,pt,zh,ar p=0.5 |" in text  # code-switched queries, pooled over seeds
     cell = report.towers[0].cs_queries[("en", "ml:de,fr,pt,zh,ar p=0.5")]

@@ -258,7 +258,8 @@ def render(report: DesignReport) -> str:
         f"(commits {', '.join(report.commits) or '–'}; {report.dirty_runs} made from a dirty tree). "
         f"Reproduce: `{command(report.run_set)}`. Do not edit by hand.", "",
         *([about.banner, ""] if about.banner else []),
-        "Completeness: " + "; ".join(f"{TOWER_LABEL.get(t.tower, t.tower)} {sum(len(s) for s in t.seeds.values())}"
+        "Completeness: " + "; ".join(f"{TOWER_LABEL.get(t.tower, t.tower)} "
+                                     f"{sum(len(t.seeds.get(arm, [])) for arm in report.design_arms)}"
                                      f"/{total} (tower, arm, seed) runs" for t in report.towers)
         + ". A partial grid is reported as what it is: each row says how many seeds it pools.", "",
         "## Design", "",
