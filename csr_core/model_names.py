@@ -111,3 +111,9 @@ def model_family(model: str) -> str:
     if parsed is not None:
         return parsed.base
     return str(model).split("@", 1)[0]
+
+
+def file_stem(model_id: str) -> str:
+    """A model id or path as a file/folder-name part (`org/name@v1` → `org-name-v1`): training runs name their
+    output folders with it, so it must be one path component on every OS."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", model_id).strip("-")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from csr_core.errors import ModelError
-from csr_core.model_names import CsrMiniName, model_family
+from csr_core.model_names import CsrMiniName, file_stem, model_family
 
 
 @pytest.mark.parametrize("name, tower, arm, seed, top, canonical, explicit, filename", [
@@ -40,3 +40,9 @@ def test_other_files_are_not_heads_and_families_group_arms():
     assert model_family("open_clip-config:/x/tiny.json@/runs/arm.safetensors") == "open_clip-config:/x/tiny.json"
     with pytest.raises(ModelError, match="arm"):
         CsrMiniName("minilm", "Bad Arm")
+
+
+@pytest.mark.parametrize("model_id, stem", [("laion/CLIP-ViT-B-32", "laion-CLIP-ViT-B-32"),
+                                            ("  odd name!:v1 ", "odd-name-v1"), ("ViT-B-32.json", "ViT-B-32.json")])
+def test_model_ids_become_one_path_component(model_id, stem):
+    assert file_stem(model_id) == stem and "/" not in file_stem(model_id)

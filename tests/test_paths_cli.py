@@ -54,6 +54,12 @@ def test_cli_bad_command_input_is_a_clear_error_not_a_traceback():
     assert "error:" in out.stderr and "Traceback" not in out.stderr
 
 
+def test_cli_threads_must_be_positive():
+    out = subprocess.run([sys.executable, "-m", "csr_core", "experiment", "--threads", "0", "--report-only"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and "--threads must be >= 1, got 0" in out.stderr and "Traceback" not in out.stderr
+
+
 def test_console_script_is_installed_and_routes_commands():
     """`pip install -e .` (the Makefile) installs csr_core as the distribution csr-lab with a `csr-lab` command."""
     import importlib.metadata

@@ -16,10 +16,29 @@ import types
 import typing
 from typing import Any
 
+from csr_core.errors import CSRError
+
 
 def comma_list(value: str) -> list[str]:
     """'en, de,fr' → ['en', 'de', 'fr'] (what every list-of-names flag takes)."""
     return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def add_threads_argument(parser: argparse.ArgumentParser) -> None:
+    """`--threads`: training commands pin torch's CPU threads so shipped heads can be reproduced bit for bit."""
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (the shipped heads were trained with 1; other counts can change "
+                             "float rounding, so --check-shipped may then report tiny differences)")
+
+
+def apply_threads(args: argparse.Namespace) -> None:
+    """Set torch's CPU threads when `--threads` was given (before any model is built)."""
+    if args.threads is not None:
+        if args.threads < 1:
+            raise CSRError(f"--threads must be >= 1, got {args.threads}")
+        import torch
+
+        torch.set_num_threads(args.threads)
 
 
 def _field_type(hint: Any) -> tuple[type, bool, bool]:

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import argparse
 
+from csr_core.commands._config_args import add_threads_argument, apply_threads
+
 NAME = "experiment"
 HELP = "train + evaluate every arm x tower x seed of a design into results/ and write its report"
 
@@ -42,16 +44,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--report-only", action="store_true", help="only write the design's report (results/README.md for experiment-2, results/experiment-1.md for "
                              "experiment-1)")
     parser.add_argument("--no-skip-existing", action="store_true")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch CPU threads (the shipped heads were trained with 1; other counts can change "
-                             "float rounding, so --check-shipped may then report tiny differences)")
+    add_threads_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
+    apply_threads(args)
     from csr_core.experiment import DESIGNS, ExperimentConfig, run_experiment
 
     design = DESIGNS[args.design]

@@ -31,6 +31,8 @@ import argparse
 import json
 from pathlib import Path
 
+from csr_core.commands._config_args import add_threads_argument, apply_threads
+
 NAME = "finetune"
 HELP = "train csr-mini heads for one arm (EN-only, BL-CS, ML-CS, translate-train, dictionary) and save them"
 # Help for the TrainConfig fields (every field of csr_core.training.trainer.TrainConfig is a flag).
@@ -77,16 +79,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also evaluate on the test photos (monolingual, cross) and write a run to results/")
     parser.add_argument("--results", default=None, help="results folder for --evaluate (default results/)")
     parser.add_argument("--quiet", action="store_true")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch CPU threads (the shipped heads were trained with 1; other counts can change "
-                             "float rounding, so --check-shipped may then report tiny differences)")
+    add_threads_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
+    apply_threads(args)
     from csr_core.commands._config_args import config_from_args
     from csr_core.encoders.csr_mini import HEADS_DIR, heads_filename
     from csr_core.finetune import TrainConfig, finetune

@@ -138,6 +138,29 @@ def run_batches(
         pool.shutdown(wait=True, cancel_futures=True)
 
 
+
+class PreparedImageBatches:
+    """`encode_images` for backends that prepare each image on worker threads (decode + preprocess) and encode the
+    stacked tensors in batches: the open_clip and transformers backends differ only in the two hooks."""
+
+    image_workers: int
+
+    @property
+    def dim(self) -> int:
+        raise NotImplementedError
+
+    def _prepare_image(self, item: ImageItem) -> Any:
+        raise NotImplementedError
+
+    def _encode_image_batch(self, tensors: list) -> np.ndarray:
+        raise NotImplementedError
+
+    def encode_images(
+        self, items: Sequence[ImageItem], batch_size: int = 32, progress: ProgressCallback | None = None
+    ) -> np.ndarray:
+        return run_batches(items, batch_size, self._encode_image_batch, self.dim, progress,
+                           prepare=self._prepare_image, workers=self.image_workers)
+
 def _check_block(block: np.ndarray, rows: int, dim: int, normalise: bool = True) -> np.ndarray:
     block = np.asarray(block, dtype=np.float32)
     if block.shape != (rows, dim):

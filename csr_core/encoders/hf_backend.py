@@ -17,6 +17,7 @@ from csr_core.encoders.base import Encoder, ImageItem, ProgressCallback
 from csr_core.encoders.common import (
     check_texts,
     combine_fingerprint,
+    PreparedImageBatches,
     default_image_workers,
     load_image,
     module_digest,
@@ -49,7 +50,7 @@ def _pooled(out: Any):
     return out if hasattr(out, "shape") else out.pooler_output
 
 
-class _HFEncoder(Encoder):
+class _HFEncoder(PreparedImageBatches, Encoder):
     """Shared batching, threaded image preprocessing, tokenisation and fingerprinting for transformers models."""
 
     backend = "hf"
@@ -133,14 +134,6 @@ class _HFEncoder(Encoder):
             enc = self._tokenize(texts)
             feats = self._text_features(enc["input_ids"].to(self.device), enc["attention_mask"].to(self.device))
             return to_numpy(feats)
-
-    def encode_images(
-        self, items: Sequence[ImageItem], batch_size: int = 32, progress: ProgressCallback | None = None
-    ) -> np.ndarray:
-        return run_batches(
-            items, batch_size, self._encode_image_batch, self.dim, progress,
-            prepare=self._prepare_image, workers=self.image_workers,
-        )
 
     def encode_texts(
         self,

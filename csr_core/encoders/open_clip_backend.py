@@ -26,6 +26,7 @@ from csr_core.encoders.base import Encoder, ImageItem, ProgressCallback
 from csr_core.encoders.common import (
     check_texts,
     combine_fingerprint,
+    PreparedImageBatches,
     default_image_workers,
     load_image,
     module_digest,
@@ -114,7 +115,7 @@ def encode_text_truncated(model: Any, tokens) -> Any:
     return F.normalize(x, dim=-1)
 
 
-class OpenClipEncoder(Encoder):
+class OpenClipEncoder(PreparedImageBatches, Encoder):
     """An open_clip model + its eval transform + its tokenizer, in inference mode on one device."""
 
     def __init__(
@@ -223,14 +224,6 @@ class OpenClipEncoder(Encoder):
             if not self.text_truncation:
                 return to_numpy(self.model.encode_text(tokens, normalize=True))
             return to_numpy(encode_text_truncated(self.model, tokens))
-
-    def encode_images(
-        self, items: Sequence[ImageItem], batch_size: int = 32, progress: ProgressCallback | None = None
-    ) -> np.ndarray:
-        return run_batches(
-            items, batch_size, self._encode_image_batch, self._dim, progress,
-            prepare=self._prepare_image, workers=self.image_workers,
-        )
 
     def encode_texts(
         self,

@@ -25,7 +25,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -36,6 +35,7 @@ from typing import Any, Callable
 
 from csr_core import _io
 from csr_core.errors import CSRError, ModelError
+from csr_core.model_names import file_stem
 
 FORMAT = "csr-hf-finetune/1"
 MANIFEST = "csr_training.json"
@@ -101,8 +101,7 @@ class HFTrainConfig:
     @property
     def run_name(self) -> str:
         raw = Path(self.source).name if Path(self.source).expanduser().is_dir() else self.source
-        stem = re.sub(r"[^A-Za-z0-9._-]+", "-", raw).strip("-")
-        return f"{self.kind}-{stem}-{self.mode}-{self.arm}-s{self.seed}"
+        return f"{self.kind}-{file_stem(raw)}-{self.mode}-{self.arm}-s{self.seed}"
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ from typing import Any, Callable
 
 from csr_core import _io
 from csr_core.errors import CSRError, ModelError
+from csr_core.model_names import file_stem
 
 FORMAT = "csr-open-clip-finetune/1"
 _LOSS = re.compile(r"Contrastive_loss: ([0-9.eE+-]+) \(")
@@ -71,7 +72,7 @@ class OpenClipTrainConfig:
     def run_name(self) -> str:
         raw = self.model.split(":", 1)[-1].split("@", 1)[0]
         raw = Path(raw).stem if raw.endswith(".json") else raw  # a local config: its architecture name
-        return f"{re.sub(r'[^A-Za-z0-9._-]+', '-', raw).strip('-')}-{self.arm}-s{self.seed}"
+        return f"{file_stem(raw)}-{self.arm}-s{self.seed}"
 
 
 @dataclass(frozen=True)
