@@ -24,7 +24,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from csr_core.errors import DataError
+from csr_core.errors import CSRError, DataError
 
 _CHUNK = 1 << 20
 
@@ -112,7 +112,7 @@ _BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (code
          (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
 
 
-def decode_text(data: bytes, name: str, error: type[DataError] = DataError) -> tuple[str, str]:
+def decode_text(data: bytes, name: str, error: type[CSRError] = DataError) -> tuple[str, str]:
     """(text, encoding) of a text file's bytes: gzip by its magic bytes, UTF-8 (BOM or not), UTF-16/32 with a BOM.
 
     Binary data (NUL bytes without a UTF-16/32 BOM) and invalid bytes raise `error` naming `name` and the line."""
@@ -146,13 +146,13 @@ def _mb(n: int) -> str:
     return f"{n / (1 << 20):.0f} MiB"
 
 
-def check_regular_file(path: str | os.PathLike, what: str = "file", error: type[DataError] = DataError) -> os.stat_result:
+def check_regular_file(path: str | os.PathLike, what: str = "file", error: type[CSRError] = DataError) -> os.stat_result:
     """The stat of `path` (symlinks followed) if it is a regular file; else `error` saying what it is instead."""
     p = Path(path)
     try:
         st = os.stat(p)
     except FileNotFoundError:
-        raise error(f"{what} {p}: not found") from None
+        raise error(f"{what} {p}: not found (No such file or directory)") from None
     except OSError as exc:
         raise error(f"{what} {p}: cannot be read ({exc.strerror or exc})") from None
     if stat.S_ISDIR(st.st_mode):
@@ -164,7 +164,7 @@ def check_regular_file(path: str | os.PathLike, what: str = "file", error: type[
     return st
 
 
-def read_input_bytes(path: str | os.PathLike, what: str = "file", error: type[DataError] = DataError,
+def read_input_bytes(path: str | os.PathLike, what: str = "file", error: type[CSRError] = DataError,
                      max_bytes: int | None = None) -> bytes:
     """A user-given file's bytes, through the gate: regular file, at most `max_bytes` (default `input_limit()`)."""
     limit = input_limit() if max_bytes is None else max_bytes
@@ -182,7 +182,7 @@ def read_input_bytes(path: str | os.PathLike, what: str = "file", error: type[Da
     return data
 
 
-def inflate_gzip(data: bytes, name: str, error: type[DataError] = DataError, max_bytes: int | None = None) -> bytes:
+def inflate_gzip(data: bytes, name: str, error: type[CSRError] = DataError, max_bytes: int | None = None) -> bytes:
     """Decompress gzip bytes (every member) but stop at `max_bytes` of output: a 10 MB bomb that inflates to 10 GiB
     is refused after `max_bytes`, never held in memory. Truncated or corrupt data raises `error` naming `name`."""
     limit = input_limit() if max_bytes is None else max_bytes
@@ -212,7 +212,7 @@ def inflate_gzip(data: bytes, name: str, error: type[DataError] = DataError, max
     return b"".join(out)
 
 
-def read_input_text(path: str | os.PathLike, what: str = "file", error: type[DataError] = DataError,
+def read_input_text(path: str | os.PathLike, what: str = "file", error: type[CSRError] = DataError,
                     max_bytes: int | None = None) -> str:
     """A user-given text file (plain or gzip, UTF-8/16/32) through the gate, decoded; errors name the file."""
     return decode_text(read_input_bytes(path, what, error, max_bytes), f"{what} {path}", error)[0]
@@ -231,13 +231,16 @@ def _depth_exceeds(value: Any, limit: int) -> bool:
     return False
 
 
-def loads_json(text: str, where: str, error: type[DataError] = DataError, max_depth: int = MAX_JSON_DEPTH) -> Any:
-    """`json.loads` with the project's error: bad JSON names `where` and the line, and nesting deeper than
-    `max_depth` is refused (Python's decoder would otherwise raise RecursionError on hostile input)."""
+def loads_json(text: str, where: str, error: type[CSRError] = DataError, max_depth: int = MAX_JSON_DEPTH,
+               one_line: bool = False) -> Any:
+    """`json.loads` with the project's error: bad JSON names `where` and the line (`one_line`: `where` already
+    names it, a JSON-lines record), and nesting deeper than `max_depth` is refused (Python's decoder would
+    otherwise raise RecursionError on hostile input)."""
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise error(f"{where}: line {exc.lineno}: invalid JSON ({exc.msg})") from None
+        line = "" if one_line else f", line {exc.lineno}"
+        raise error(f"{where}{line}: invalid JSON ({exc.msg})") from None
     except RecursionError:
         raise error(f"{where}: JSON nested deeper than {max_depth} levels") from None
     if _depth_exceeds(value, max_depth):
@@ -245,7 +248,7 @@ def loads_json(text: str, where: str, error: type[DataError] = DataError, max_de
     return value
 
 
-def read_json_file(path: str | os.PathLike, what: str = "JSON file", error: type[DataError] = DataError,
+def read_json_file(path: str | os.PathLike, what: str = "JSON file", error: type[CSRError] = DataError,
                    expect: type = dict, max_bytes: int = 64 << 20) -> Any:
     """A JSON file through the gate, whose top level must be `expect` (an object unless told); errors name it."""
     text = read_input_text(path, what, error, max_bytes)

@@ -34,6 +34,7 @@ from typing import Any, NamedTuple
 
 import regex
 
+from csr_core.checks import check_seed
 from csr_core.errors import CSRError, LexiconError
 from csr_core.lexicon import Lexicon, normalize_lang
 from csr_core.tokenize import (
@@ -252,7 +253,7 @@ class CodeSwitcher:
                  max_n: int = 3) -> None:
         self.mode = _check_mode(mode)
         self.p = _check_p(p, self.mode)
-        self.seed = _check_seed(seed)
+        self.seed = check_seed(seed)
         self.translation_choice = translation_choice or ("first" if self.mode == "dictionary" else "random")
         if self.translation_choice not in CHOICES:
             raise CSRError(f"translation_choice must be one of {', '.join(CHOICES)}, got {translation_choice!r}")
@@ -500,10 +501,6 @@ def _check_p(p: float | None, mode: str) -> float:
     return value
 
 
-def _check_seed(seed: int) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-        raise CSRError(f"seed must be an integer, got {seed!r}")
-    return int(seed)
 
 
 def _lexicons_by_lang(lexicons: Mapping[str, Lexicon] | Sequence[Lexicon]) -> dict[str, Lexicon]:

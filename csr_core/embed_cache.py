@@ -523,7 +523,11 @@ def _cached_encode(
         first.setdefault(k, i)
     report.requested += len(keys)
     report.unique += len(first)
-    found = cache.get(fp, kind, list(first), report=report)
+    try:
+        found = cache.get(fp, kind, list(first), report=report)
+    except OSError as error:  # CSR_CACHE_DIR a file, an unreadable folder: like a full disk, the work goes on
+        _warn_unusable(cache.root, error)
+        found = {}
     report.hits += len(found)
     missing = [k for k in first if k not in found]
     total = len(missing)
@@ -570,15 +574,23 @@ def _cached_encode(
             log.error("could not persist %d finished embeddings after %s: %s", len(buf_keys), type(exc).__name__, e)
         raise
     flush()
-    if compact_threshold is not None and total and cache.shard_count(fp, kind) > compact_threshold:
+    if compact_threshold is not None and total:
         try:
-            cache.compact(fp, kind, report=report)
+            if cache.shard_count(fp, kind) > compact_threshold:
+                cache.compact(fp, kind, report=report)
         except OSError as error:  # housekeeping only: the shards it would merge are all still there
             _warn_unsaved("a compacted shard", cache.root, error)
     if not keys:
         dim = int(getattr(encoder, "dim", 0) or 0)
         return np.zeros((0, dim), dtype=np.float32)
     return np.stack([found[k] for k in keys]).astype(np.float32, copy=False)
+
+
+def _warn_unusable(root: Path, error: OSError) -> None:
+    msg = (f"the embedding cache at {root} cannot be read ({error.strerror or error}); continuing without it "
+           "(everything is encoded afresh): set CSR_CACHE_DIR to a writable folder")
+    warnings.warn(msg, CacheWriteWarning, stacklevel=3)
+    log.warning(msg)
 
 
 def _warn_unsaved(what: str, root: Path, error: OSError) -> None:

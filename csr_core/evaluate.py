@@ -20,6 +20,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import pandas as pd
 
+from csr_core.checks import check_seed, check_unique
 from csr_core.errors import CancelledError, DataError
 from csr_core.results import with_query_columns
 from csr_core.settings import check_settings, get_setting
@@ -56,12 +57,17 @@ class EvalConfig:
     cs_query_seed: int | None = None
 
     def __post_init__(self) -> None:
-        self.langs = tuple(self.langs)
+        self.langs = check_unique(self.langs, "langs")
         self.settings = check_settings(self.settings)
-        self.ks = tuple(int(k) for k in self.ks)
-        self.cs_modes = tuple(self.cs_modes)
-        self.cs_ps = tuple(float(p) for p in self.cs_ps)
-        self.cs_langs = tuple(self.cs_langs) if self.cs_langs else None
+        self.ks = check_unique((int(k) for k in self.ks), "K")
+        self.cs_modes = check_unique(self.cs_modes, "cs modes")
+        self.cs_ps = check_unique((float(p) for p in self.cs_ps), "cs probabilities")
+        self.cs_langs = check_unique(self.cs_langs, "cs langs") if self.cs_langs else None
+        self.seed = check_seed(self.seed)
+        if self.cs_query_seed is not None:
+            self.cs_query_seed = check_seed(self.cs_query_seed, "cs query seed")
+        if isinstance(self.n_resamples, bool) or int(self.n_resamples) < 1:
+            raise DataError(f"n_resamples must be a positive number of bootstrap resamples, got {self.n_resamples}")
         if not self.train_arm:
             # a csr-mini name says its arm (`csr-mini-m:blcs-de` -> blcs-de); other models have none unless given
             from csr_core.model_names import CsrMiniName
@@ -130,8 +136,14 @@ def run_evaluation(
     progress: EvalProgress | None = None,
     cancel: threading.Event | None = None,
     write: bool = True,
+    allow_duplicate_images: bool = False,
 ) -> EvalOutcome:
-    """Run every chosen setting and write one run (rows + per-query ranks) atomically; nothing on cancel."""
+    """Run every chosen setting and write one run (rows + per-query ranks) atomically; nothing on cancel.
+
+    Refused before any model loads or photo is encoded: a gallery that lists one photo twice (same file, or
+    byte-identical files; `allow_duplicate_images=True` runs anyway and labels the run), K not below the gallery
+    size; then, once the encoder is known, photos it was trained on (`config.allow_leakage` runs anyway, labelled).
+    """
     from csr_core.datasets import load_dataset
     from csr_core.encoders.registry import load_encoder
     from csr_core.results import ResultsStore, build_manifest, make_rows
@@ -143,11 +155,14 @@ def run_evaluation(
     if config.max_images is not None:
         dataset = dataset.subset(config.max_images)
     _check_ks(config, dataset)
+    duplicates = _guard_duplicate_images(dataset, allow=allow_duplicate_images)
     if encoder is None:
         encoder = load_encoder(config.model)
     leakage = _guard_leakage(config, encoder, dataset)
 
     context = _EvalContext(config, encoder, dataset, ticker)
+    if duplicates:
+        context.notes.append(f"DUPLICATE IMAGES (allowed): {duplicates}")
     if leakage:
         context.notes.append(f"LEAKAGE (allowed): {leakage}")
     records: list[dict] = []
@@ -170,18 +185,21 @@ def run_evaluation(
         manifest["dataset"] = facts
         if leakage:
             manifest["leakage"] = leakage  # the run is labelled: its scores include photos the model was trained on
+        if duplicates:
+            manifest["duplicate_images"] = duplicates  # labelled: some queries had two copies of their photo
         run_id = store.write_run(rows, manifest, ranks)
         rows = rows.assign(run_id=run_id)
     return EvalOutcome(run_id=run_id, rows=rows, ranks=ranks, notes=context.notes, languages=facts["languages"])
 
 
 def _check_ks(config: EvalConfig, dataset) -> None:
-    """K beyond the gallery makes every query a hit (R@K = 100 by construction): refuse it instead of storing it."""
-    too_big = [k for k in config.ks if k > len(dataset)]
+    """K at or beyond the photo gallery makes every text->image query a hit (R@K = 100 by construction): refuse it
+    instead of storing a number that measures nothing."""
+    too_big = [k for k in config.ks if k >= len(dataset)]
     if too_big:
         raise DataError(
-            f"K={max(too_big)} is larger than the gallery: {dataset.name}/{dataset.split} has {len(dataset)} images "
-            f"here, so R@{max(too_big)} would be 100 for every query; choose K <= {len(dataset)}"
+            f"K={max(too_big)} is not smaller than the gallery: {dataset.name}/{dataset.split} has {len(dataset)} "
+            f"images here, so R@{max(too_big)} would be 100 for every query; choose K < {len(dataset)}"
         )
 
 
@@ -205,7 +223,8 @@ def _resolve_langs(requested: Sequence[str], dataset) -> tuple[list[str], list[s
 
 def _guard_leakage(config: EvalConfig, encoder, dataset) -> str:
     """Refuse to score a model on photos it was trained on, when its training photos are known; with allow_leakage,
-    what overlaps (for the run's notes and manifest), else ""."""
+    what overlaps (for the run's notes and manifest), else "". The guard sees the dataset actually evaluated (its
+    split and, with max_images, its subset), so whatever split is chosen is checked; the error names the model."""
     from csr_core.datasets import check_leakage
 
     from csr_core.encoders.base import traits
@@ -214,8 +233,34 @@ def _guard_leakage(config: EvalConfig, encoder, dataset) -> str:
     if not known.known_training_data:
         return ""
     report = check_leakage(dataset, set(known.training_image_ids), allow=config.allow_leakage,
-                           model_training_sources=known.training_sources)
+                           model_training_sources=known.training_sources,
+                           model=config.model or str(getattr(encoder, "name", "")))
     return "" if report.ok else report.message
+
+
+def _guard_duplicate_images(dataset, allow: bool) -> str:
+    """Refuse a gallery that lists one photo twice (two ids for one file, or byte-identical files): a query whose
+    photo is there twice has two correct-looking answers, so its Recall@K is wrong. With `allow`, the finding (for
+    the run's notes and manifest), else ""."""
+    from csr_core.images import find_duplicate_images
+
+    if dataset.image_paths is None:
+        return ""
+    paths, ids = list(dataset.image_paths), list(dataset.image_ids)
+    found = find_duplicate_images(paths)
+    if not found:
+        return ""
+    pairs = [f"{ids[d.first]!r} ({paths[d.first]}) and {ids[d.second]!r} ({paths[d.second]}): {d.how}"
+             + (f" (sha256 {d.sha256[:16]})" if d.sha256 else "") for d in found]
+    shown = "; ".join(pairs[:10]) + (f"; ... and {len(pairs) - 10} more" if len(pairs) > 10 else "")
+    message = (f"{len(found)} image(s) of {dataset.name}/{dataset.split} repeat another image of its gallery: {shown}")
+    if not allow:
+        raise DataError(
+            f"duplicate images: {message}. One photo listed twice gives its queries two correct-looking answers, so "
+            "Recall@K would be wrong; remove the copies, or pass allow_duplicate_images=True "
+            "(eval --allow-duplicate-images) to run anyway (the run is then labelled)."
+        )
+    return message
 
 
 class _EvalContext:

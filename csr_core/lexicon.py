@@ -185,10 +185,7 @@ class Lexicon:
         (MUSE, multiword, TSV without named columns) are read in the order the name gives (de-en.txt: German first);
         `swap` overrides that. `strict` refuses any malformed line."""
         path = Path(path)
-        try:
-            data = path.read_bytes()
-        except OSError as error:
-            raise LexiconError(f"cannot read lexicon file {path}: {error.strerror or error}") from error
+        data = _io.read_input_bytes(path, "lexicon", LexiconError)
         return cls.from_bytes(data, str(path), src=src, tgt=tgt, layout=layout, drop_identity=drop_identity,
                               swap=swap, strict=strict)
 
@@ -360,6 +357,16 @@ def detect_layout(lines: Sequence[str], name: str = "lexicon", src: str = "en", 
                        f"of muse ('source target'), reversed ('target @ source'), tsv (with header), multiword")
 
 
+def _space_header(lines: Sequence[str], src: str, tgt: str) -> tuple[int, tuple[str, ...], tuple[int, int]] | None:
+    """(line index, cells, columns) when the first non-blank line of a two-column list is a header row."""
+    head_index = next((i for i, line in enumerate(lines) if line.strip()), None)
+    if head_index is None:
+        return None
+    cells = tuple(lines[head_index].split("\t") if "\t" in lines[head_index] else lines[head_index].split())
+    found = _header_columns(cells, src, tgt) if len(cells) == 2 else None
+    return (head_index, tuple(c.strip() for c in cells), found) if found is not None else None
+
+
 def _header_columns(cells: Sequence[str], src: str, tgt: str) -> tuple[int, int] | None:
     """(source column, target column) when `cells` is a header row, else None."""
     names = [cell.strip().lower() for cell in cells]
@@ -399,6 +406,12 @@ def _parse(text: str, name: str, encoding: str, layout: str, src: str, tgt: str,
                                f"src/tgt, source/target or the language codes {src}/{tgt})")
         columns, first_data = found, head_index + 1
         positional = _header_columns(header, src, tgt) is None
+    elif layout == "muse" and (head := _space_header(lines, src, tgt)) is not None:
+        # "source target" / "en de" on top of a word list: a header, not a pair (it used to load as one)
+        head_index, header, columns = head
+        first_data, positional = head_index + 1, False
+        if swap is None and columns == (1, 0):
+            swap = True  # "de en": the header says the target comes first
     else:
         positional = layout in ("muse", "multiword")
     if swap is None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from csr_core.errors import CancelledError, DataError
+from csr_core.errors import CancelledError, CSRError, DataError
 
 TINY = "open_clip-config:" + str(Path(__file__).parent / "assets" / "csr-test-tiny-vit.json")
 LANGS = ["en", "de", "fr", "cs"]
@@ -155,6 +155,25 @@ def test_bad_configs_are_clear_errors():
         EvalConfig(model=TINY, dataset="x", settings=["cs-queries"], cs_ps=[float("nan")])
     with pytest.raises(DataError, match="positive"):
         EvalConfig(model=TINY, dataset="x", ks=[0])
+    # found before any model loads, not after every embedding is computed
+    for bad, message in ((dict(ks=[1, 5, 5]), "K lists 5 more than once"), (dict(langs=["en", "en"]), "langs lists en"),
+                         (dict(cs_ps=[0.5, 0.5]), "cs probabilities lists 0.5"), (dict(seed=-1), "between 0 and"),
+                         (dict(seed=2**64), "between 0 and"), (dict(seed=1.5), "an integer"),
+                         (dict(cs_query_seed=-3), "cs query seed"), (dict(n_resamples=0), "n_resamples")):
+        with pytest.raises(CSRError, match=message):
+            EvalConfig(model=TINY, dataset="x", **bad)
+
+
+def test_k_equal_to_the_gallery_is_refused_like_k_beyond_it(tiny_encoder, small_test_set):
+    from csr_core.evaluate import EvalConfig, run_evaluation
+
+    gallery = small_test_set.subset(10)
+    with pytest.raises(DataError, match="R@10 would be 100 for every query; choose K < 10"):
+        run_evaluation(EvalConfig(model=TINY, dataset="flickr8k-multi30k", langs=["en"], ks=(1, 10), n_resamples=20),
+                       encoder=tiny_encoder, dataset=gallery, write=False)
+    outcome = run_evaluation(EvalConfig(model=TINY, dataset="flickr8k-multi30k", langs=["en"], ks=(1, 9),
+                                        n_resamples=20), encoder=tiny_encoder, dataset=gallery, write=False)
+    assert set(outcome.rows["k"].dropna()) >= {1, 9}
 
 
 def test_language_gaps_are_paired_with_holm(full_run):

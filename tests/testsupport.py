@@ -119,7 +119,7 @@ def assert_evaluates_and_guards_training_photos(model_name: str, results_dir: Pa
 
     store = ResultsStore(results_dir)
     run = run_evaluation(EvalConfig(model=model_name, dataset="flickr8k-multi30k", split="test", langs=("en", "de"),
-                                    max_images=10, n_resamples=50), store=store)
+                                    max_images=12, n_resamples=50), store=store)
     assert set(run.rows["query_lang"]) >= {"en", "de"}
     with pytest.raises(DataError, match="training"):
         run_evaluation(EvalConfig(model=model_name, dataset="flickr8k-multi30k", split="train", langs=("en",),

@@ -24,6 +24,13 @@ def comma_list(value: str) -> list[str]:
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
+def folder_path(value: str) -> str:
+    """argparse type of folder flags: an empty value is refused (`--out ""` used to mean the shipped results/)."""
+    if not value.strip():
+        raise argparse.ArgumentTypeError("must not be empty (leave the flag out for the default)")
+    return value
+
+
 def add_threads_argument(parser: argparse.ArgumentParser) -> None:
     """`--threads`: training commands pin torch's CPU threads so shipped heads can be reproduced bit for bit."""
     parser.add_argument("--threads", type=int, default=None,

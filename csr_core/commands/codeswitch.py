@@ -115,19 +115,42 @@ def _read_lines(source: str) -> list[str]:
     from csr_core.errors import DataError
 
     if source == "-":
-        data = sys.stdin.buffer.read()
+        limit = _io.input_limit()
+        data = sys.stdin.buffer.read(limit + 1)
+        if len(data) > limit:
+            raise DataError(f"<stdin>: more than the {limit >> 20} MiB input limit (raise CSR_MAX_INPUT_MB)")
         name = "<stdin>"
     else:
-        try:
-            data = Path(source).read_bytes()
-        except OSError as error:
-            raise DataError(f"cannot read captions from {source}: {error.strerror or error}") from error
-        name = source
+        data = _io.read_input_bytes(source, "caption file")
+        name = f"caption file {source}"
     text, _ = _io.decode_text(data, name)
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()
     return [line.rstrip("\r") for line in lines]
+
+
+def _check_output(output: str | None) -> None:
+    """Refuse an output that cannot be written before any lexicon loads or caption is switched."""
+    from csr_core.errors import CSRError
+
+    if output in (None, "-"):
+        return
+    if not output:
+        raise CSRError("--output is empty: give a file name, or '-' for stdout")
+    target = Path(output).expanduser()
+    if target.is_dir():
+        raise CSRError(f"--output {output}: is a folder; give a file name inside it")
+    if not target.parent.is_dir():
+        raise CSRError(f"--output {output}: folder {target.parent} does not exist")
+
+
+def _format_line(result, fmt: str) -> str:
+    if fmt == "text":
+        return result.text + "\n"
+    if fmt == "tsv":
+        return f"{result.original}\t{result.text}\n"
+    return json.dumps(result.to_dict(), ensure_ascii=False) + "\n"
 
 
 def _check_scale_args(args: argparse.Namespace) -> None:
@@ -189,6 +212,8 @@ def run(args: argparse.Namespace) -> int:
     from csr_core.errors import CSRError
 
     _check_scale_args(args)
+    if not (args.shards or args.table):
+        _check_output(args.output)
     lexicons = _load_lexicons(args)
     if not lexicons:
         raise CSRError("no lexicon: give --langs (MUSE dictionaries) and/or --lexicon FILE")
@@ -201,20 +226,14 @@ def run(args: argparse.Namespace) -> int:
     results = switcher.switch_batch(captions, keys)
     args.output = args.output or "-"
     args.format = args.format or "text"
-    out = sys.stdout if args.output == "-" else open(args.output, "w", encoding="utf-8", newline="\n")
-    try:
-        for result in results:
-            if args.format == "text":
-                out.write(result.text + "\n")
-            elif args.format == "tsv":
-                out.write(f"{result.original}\t{result.text}\n")
-            else:
-                out.write(json.dumps(result.to_dict(), ensure_ascii=False) + "\n")
-    finally:
-        if out is not sys.stdout:
-            out.close()
-        else:
-            out.flush()
+    text = "".join(_format_line(result, args.format) for result in results)
+    if args.output == "-":
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    else:
+        from csr_core import _io
+
+        _io.atomic_write_text(args.output, text)  # a crash or Ctrl-C leaves the old file, never half a new one
     if not args.quiet:
         for lexicon in switcher.lexicons.values():
             if lexicon.report is not None:

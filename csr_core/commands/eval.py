@@ -40,14 +40,19 @@ EVAL_FLAG_HELP = {
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from csr_core.commands._config_args import add_config_arguments
+    from csr_core.commands._config_args import add_config_arguments, folder_path
     from csr_core.evaluate import EvalConfig
 
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     add_config_arguments(parser, EvalConfig, help=EVAL_FLAG_HELP, skip=("dataset_options",), flags={"ks": "--k"},
                          defaults={"dataset": "flickr8k-multi30k"})
     parser.add_argument("--image-root", default=None, help="image folder for datasets whose photos you supply")
-    parser.add_argument("--out", default=None, help="results folder (default: results/ or $CSR_RESULTS_DIR)")
+    parser.add_argument("--skip-unreadable", action="store_true",
+                        help="leave out missing or unreadable images (reported as skipped) instead of stopping")
+    parser.add_argument("--allow-duplicate-images", action="store_true",
+                        help="evaluate even when one photo is listed twice in the gallery (same file or identical "
+                             "bytes; refused by default: it corrupts Recall@K); the run is labelled")
+    parser.add_argument("--out", type=folder_path, default=None, help="results folder (default: results/ or $CSR_RESULTS_DIR)")
     parser.add_argument("--skip-existing", action="store_true", help="do nothing if an identical run exists")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -60,7 +65,9 @@ def run(args: argparse.Namespace) -> int:
 
     from csr_core.commands._config_args import config_from_args
 
-    options = {"image_root": args.image_root} if args.image_root else {}
+    options: dict = {"image_root": args.image_root} if args.image_root else {}
+    if args.skip_unreadable:
+        options["skip_unreadable"] = True
     config = config_from_args(EvalConfig, args, dataset_options=options)
     store = ResultsStore(Path(args.out) if args.out else None)
     if args.skip_existing:
@@ -70,7 +77,8 @@ def run(args: argparse.Namespace) -> int:
             return 0
     progress = None if args.quiet else _TqdmProgress()
     try:
-        outcome = run_evaluation(config, store=store, progress=progress, cancel=threading.Event())
+        outcome = run_evaluation(config, store=store, progress=progress, cancel=threading.Event(),
+                                 allow_duplicate_images=args.allow_duplicate_images)
     finally:
         if progress is not None:
             progress.close()

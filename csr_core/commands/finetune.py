@@ -31,7 +31,7 @@ import argparse
 import json
 from pathlib import Path
 
-from csr_core.commands._config_args import add_threads_argument, apply_threads
+from csr_core.commands._config_args import add_threads_argument, apply_threads, folder_path
 
 NAME = "finetune"
 HELP = "train csr-mini heads for one arm (EN-only, BL-CS, ML-CS, translate-train, dictionary) and save them"
@@ -57,7 +57,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_arguments(parser, TrainConfig, help=TRAIN_FLAG_HELP | {"arm": f"training arm (shipped: {', '.join(ALL_ARMS)})"},
                          choices={"tower": ["minilm", "e5"], "heads": ["linear", "mlp"],
                                   "save_dtype": ["float16", "float32"]})
-    parser.add_argument("--out", default=None, help="folder for the heads (.safetensors + .json); omit to not save")
+    parser.add_argument("--out", type=folder_path, default=None, help="folder for the heads (.safetensors + .json); omit to not save")
     oc = parser.add_argument_group("open_clip (open_clip_train) and transformers CLIP/BLIP (peft, accelerate) models")
     oc.add_argument("--model", default=None,
                     help="a model to fine-tune: open_clip:ARCH/TAG, hf:REPO_OR_FOLDER or blip:REPO_OR_FOLDER")

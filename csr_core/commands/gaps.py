@@ -14,6 +14,8 @@ from __future__ import annotations
 import argparse
 import math
 
+from csr_core.commands._config_args import folder_path
+
 NAME = "gaps"
 HELP = "gap to English vs typology, close vs distant, and language pairs of a stored run"
 
@@ -34,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--groups", default="", help="overrides, e.g. 'cs=close,pl=between'")
     parser.add_argument("--pairs", action="store_true", help="the pair view of a cross run instead of gaps to English")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (0)")
-    parser.add_argument("--out", default=None, help="results folder (default: results/ or $CSR_RESULTS_DIR)")
+    parser.add_argument("--out", type=folder_path, default=None, help="results folder (default: results/ or $CSR_RESULTS_DIR)")
 
 
 def _same_model(a: str, b: str) -> bool:

@@ -201,7 +201,8 @@ def _verify(ts: ImageTextSet, mode: str, skip_unreadable: bool, max_pixels: int)
         more = f"\n  ... and {len(bad) - 10} more" if len(bad) > 10 else ""
         raise DataError(
             f"{ts.name}/{ts.split}: {len(bad)} of {len(ts)} images are missing or unreadable:\n  {shown}{more}\n"
-            "Fix them, or pass skip_unreadable=True to leave them out (listed in the set's `skipped`)."
+            "Fix them, or leave them out with `eval --skip-unreadable` (API: skip_unreadable=True); they are then "
+            "listed as skipped."
         )
     return ts.drop_images(bad, bad)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -16,12 +15,7 @@ from csr_core.errors import DataError
 def _read_lines(path: Path) -> list[str]:
     """Lines of a UTF-8 text file (plain or .gz), CRLF-safe, split on '\\n' only (never on U+2028 and the like,
     which would shift line alignment); errors name the file and line."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError as exc:
-        raise DataError(f"{path}: file not found") from exc
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read ({exc})") from exc
+    data = _io.read_input_bytes(path, "data file")
     if path.suffix == ".gz" and data[:2] != b"\x1f\x8b":
         raise DataError(f"{path}: not a valid gzip file (no gzip header)")
     text, _ = _io.decode_text(data, str(path))
@@ -46,10 +40,7 @@ def _jsonl_objects(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
         if not line.strip():
             continue
         where = f"{path}:{lineno}"
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{where}: invalid JSON ({exc.msg})") from exc
+        obj = _io.loads_json(line, where, one_line=True)
         if not isinstance(obj, dict):
             raise DataError(f"{where}: expected a JSON object")
         yield where, obj

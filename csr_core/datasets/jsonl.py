@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from csr_core import _io
 from csr_core.datasets._files import _caption_list, _jsonl_objects
 from csr_core.datasets.codes import normalize_lang
 from csr_core.datasets.types import UNKNOWN, ImageTextSet
@@ -29,14 +30,7 @@ def load_jsonl(
         raise DataError(f"{file}: captions.jsonl not found")
     folder = file.parent
     meta_path = folder / "meta.json"
-    meta: dict[str, Any] = {}
-    if meta_path.exists():
-        try:
-            meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{meta_path}:{exc.lineno}: invalid JSON ({exc.msg})") from exc
-        if not isinstance(meta, dict):
-            raise DataError(f"{meta_path}: expected a JSON object")
+    meta = _read_meta(meta_path) if os.path.lexists(meta_path) else {}
     images_dir = Path(image_root).expanduser() if image_root is not None else folder
     ids: list[str] = []
     images: list[str] = []
@@ -73,10 +67,10 @@ def load_jsonl(
     langs = list(dict.fromkeys(lang for row in rows for lang in row))
     captions = {lang: [row.get(lang, []) for row in rows] for lang in langs}
     provenance = {}
-    for code, prov in (meta.get("provenance") or {}).items():
+    for code, prov in meta.get("provenance", {}).items():
         lang = normalize_lang(code, str(meta_path))
         if lang in captions:
-            provenance[lang] = str(prov)
+            provenance[lang] = prov
     provenance = {lang: provenance.get(lang, UNKNOWN) for lang in langs}
     aligned = frozenset(normalize_lang(c, str(meta_path)) for c in meta.get("aligned", []))
     return ImageTextSet(
@@ -93,3 +87,28 @@ def load_jsonl(
     )
 
 
+
+
+#: meta.json's fields and the JSON type each must have (a string where a list belongs would be read character by
+#: character: `"image_sources": "flickr8k"` would defeat the leakage check).
+_META_TYPES: dict[str, tuple[type, str]] = {"name": (str, "a string"), "notes": (str, "a string"),
+                                            "provenance": (dict, 'an object {"de": "machine", ...}'),
+                                            "aligned": (list, 'a list of language codes ["en", "de"]'),
+                                            "image_sources": (list, 'a list of strings ["flickr8k"]')}
+
+
+def _read_meta(meta_path: Path) -> dict[str, Any]:
+    """meta.json through the input gate, every known field type-checked; errors name the file and the field."""
+    meta = _io.read_json_file(meta_path, "dataset meta")
+    for key, (kind, wanted) in _META_TYPES.items():
+        if key in meta and not isinstance(meta[key], kind):
+            raise DataError(f"{meta_path}: {key!r} must be {wanted}, got {type(meta[key]).__name__} "
+                            f"{json.dumps(meta[key])[:60]}")
+    for key in ("aligned", "image_sources"):
+        bad = [v for v in meta.get(key, []) if not isinstance(v, str) or not v.strip()]
+        if bad:
+            raise DataError(f"{meta_path}: {key!r} must hold non-empty strings, got {bad[0]!r}")
+    for code, prov in meta.get("provenance", {}).items():
+        if not isinstance(prov, str) or not prov.strip():
+            raise DataError(f"{meta_path}: provenance of {code!r} must be a non-empty string, got {prov!r}")
+    return meta

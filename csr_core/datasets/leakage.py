@@ -82,13 +82,15 @@ def check_leakage(
     train_image_ids: Iterable[str] | None,
     allow: bool = False,
     model_training_sources: Iterable[str] | None = None,
+    model: str = "",
 ) -> LeakageReport:
     """Refuse (DataError) an evaluation on photos the model was trained on, unless `allow=True`.
 
     Two checks: photo ids shared with `train_image_ids` (compared by `canonical_image_key`, so `1000268201.jpg`
     matches `1000268201`), and whole image collections: `model_training_sources` such as `{"coco-train2014"}`
     against `eval_set.image_sources` (XTD10's photos are COCO train2014); a `TrainingSource` adds its note to the
-    message. With `allow=True` the report is returned with its message for the run's notes.
+    message. With `allow=True` the report is returned with its message for the run's notes. `model` (its name) is
+    named in the message, which also gives the set's split and how many of its photos overlap.
     """
     overlap: list[str] = []
     if train_image_ids:
@@ -104,14 +106,16 @@ def check_leakage(
         notes = [str(getattr(s, "note", "")) for s in model_sources
                  if getattr(s, "note", "") and _expand_sources([s]) & eval_src]
     parts = []
+    whose = f"the training images of model {model}" if model else "the model's training images"
     if overlap:
         parts.append(
-            f"{len(overlap)} of {len(eval_set)} evaluation images of {eval_set.name}/{eval_set.split} are in the "
-            f"model's training images (the photos it was fitted or model-selected on; e.g. {', '.join(overlap[:5])})"
+            f"{len(overlap)} of {len(eval_set)} evaluation images of {eval_set.name}/{eval_set.split} are in "
+            f"{whose} (the photos it was fitted or model-selected on; e.g. {', '.join(overlap[:5])})"
         )
     if source_overlap:
         parts.append(
-            f"{eval_set.name} images come from {', '.join(source_overlap)}, which the model was trained on"
+            f"the {len(eval_set)} images of {eval_set.name}/{eval_set.split} come from {', '.join(source_overlap)}, "
+            f"which {f'model {model}' if model else 'the model'} was trained on"
             + (f" ({eval_set.training_images_note})" if eval_set.training_images_note else "")
             + "".join(f" ({note})" for note in dict.fromkeys(notes))
         )
@@ -120,7 +124,7 @@ def check_leakage(
     if not report.ok and not allow:
         raise DataError(
             f"train/test leakage: {message}. Scores would be inflated; evaluate on other photos, or pass "
-            "allow_leakage / allow=True to run anyway (the run is then labelled)."
+            "allow_leakage / allow=True (eval --allow-leakage) to run anyway (the run is then labelled)."
         )
     return report
 

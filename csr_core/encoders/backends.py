@@ -17,12 +17,12 @@ Names (see README):
 from __future__ import annotations
 
 import inspect
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from csr_core import _io
 from csr_core.encoders.base import Encoder
 from csr_core.encoders.hub import hub_cache_dir, hub_cached
 from csr_core.errors import CSRError, ModelError
@@ -148,8 +148,8 @@ def _open_clip_text_needs(cfg: dict | None) -> Missing:
 
 def _json_model_cfg(path: str | Path | None) -> dict | None:
     try:
-        return json.loads(Path(path).read_text()).get("model_cfg") if path else None
-    except (OSError, ValueError):
+        return _io.read_json_file(path, "model config").get("model_cfg") if path else None
+    except CSRError:
         return None  # the loader reports a broken config with its file name
 
 
@@ -334,8 +334,8 @@ def cached_hf_repos() -> list[str]:
         if not isinstance(cfg_path, str) or not hub_cached(repo, _HF_WEIGHTS):
             continue
         try:
-            cfg = json.loads(Path(cfg_path).read_text())
-        except (OSError, ValueError):
+            cfg = _io.read_json_file(cfg_path, "cached model config")
+        except CSRError:
             continue
         if cfg.get("model_type") == "clip":
             out.append(f"hf:{repo}")

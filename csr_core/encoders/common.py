@@ -78,7 +78,9 @@ def load_image(item: ImageItem, max_pixels: int | None = None):
     from PIL import Image
 
     if isinstance(item, Image.Image):
-        return item if item.mode == "RGB" else item.convert("RGB")
+        from csr_core.images import to_rgb
+
+        return to_rgb(item)  # 16-bit, float and transparent modes scaled and composited, not clipped
     if isinstance(item, (str, Path)):
         from csr_core.images import open_image
 

@@ -254,14 +254,7 @@ class OpenClipEncoder(PreparedImageBatches, Encoder):
 def read_model_config(path: str | Path) -> dict:
     """Read and check an open_clip model-config JSON; open_clip itself would silently ignore a malformed one."""
     p = Path(path).expanduser()
-    if not p.is_file():
-        raise ModelError(f"open_clip model config not found: {p}")
-    try:
-        cfg = json.loads(p.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise ModelError(f"open_clip model config {p}, line {e.lineno}: not valid JSON ({e.msg})") from e
-    if not isinstance(cfg, dict):
-        raise ModelError(f"open_clip model config {p}: expected a JSON object, got {type(cfg).__name__}")
+    cfg = _io.read_json_file(p, "open_clip model config", ModelError)
     missing = [k for k in _REQUIRED_CONFIG_KEYS if k not in cfg]
     if missing:
         hint = ""

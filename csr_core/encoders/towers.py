@@ -29,7 +29,7 @@ import torch
 
 from csr_core import _io
 from csr_core.encoders.base import ImageItem, ProgressCallback
-from csr_core.encoders.common import check_texts, pick_device, run_batches
+from csr_core.encoders.common import check_texts, load_image, pick_device, run_batches
 from csr_core.errors import ModelError
 
 __all__ = [
@@ -107,17 +107,6 @@ def _fingerprint(name: str, parts: dict[str, Any]) -> str:
 
 
 # --------------------------------------------------------------------------------------------------- images
-
-
-def _open_rgb(item: ImageItem):
-    """Path -> RGB PIL image through the project's guarded opener; PIL images are converted to RGB."""
-    from PIL import Image
-
-    from csr_core.images import open_image
-
-    if isinstance(item, Image.Image):
-        return item if item.mode == "RGB" else item.convert("RGB")
-    return open_image(item)
 
 
 class EfficientNetLite0Tower:
@@ -232,7 +221,7 @@ class EfficientNetLite0Tower:
 
     # -- encoding
     def _load(self, item: ImageItem) -> torch.Tensor:
-        return self.transform(_open_rgb(item))
+        return self.transform(load_image(item))
 
     def _run(
         self,

@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from csr_core.encoders.csr_mini import ProjectionHeads
+from csr_core.checks import check_seed
 from csr_core.errors import CSRError
 from csr_core.training.data import TrainData
 
@@ -86,8 +87,13 @@ class TrainConfig:
             self.cs_seed = int(self.seed)
         if self.switching not in SWITCHING:
             raise CSRError(f"switching must be {' or '.join(SWITCHING)}, got {self.switching!r}")
-        if int(self.cs_seed) < 0:
-            raise CSRError(f"cs_seed must be >= 0, got {self.cs_seed}")
+        self.seed = check_seed(self.seed)
+        self.cs_seed = check_seed(self.cs_seed, "cs_seed")
+        for name in ("lr", "tower_lr", "weight_decay", "max_logit_scale"):
+            value = float(getattr(self, name))
+            if not math.isfinite(value) or value < 0 or (value == 0 and name != "weight_decay"):
+                raise CSRError(f"{name} must be a finite number > 0{' (or 0)' if name == 'weight_decay' else ''}, "
+                               f"got {getattr(self, name)!r}")
         for name in ("max_steps", "batch_size", "out_dim", "eval_every", "variants"):
             if int(getattr(self, name)) < 1:
                 raise CSRError(f"{name} must be >= 1, got {getattr(self, name)}")
