@@ -182,26 +182,30 @@ def read_input_bytes(path: str | os.PathLike, what: str = "file", error: type[CS
     return data
 
 
-def inflate_gzip(data: bytes, name: str, error: type[CSRError] = DataError, max_bytes: int | None = None) -> bytes:
+def inflate_gzip(data: bytes, name: str, error: type[CSRError] = DataError, max_bytes: int | None = None,
+                 keep: bool = True) -> bytes:
     """Decompress gzip bytes (every member) but stop at `max_bytes` of output: a 10 MB bomb that inflates to 10 GiB
-    is refused after `max_bytes`, never held in memory. Truncated or corrupt data raises `error` naming `name`."""
+    is refused after `max_bytes`, never held in memory. Truncated or corrupt data raises `error` naming `name`.
+    `keep=False` only checks (the output is counted and dropped, so the check itself holds ~1 MiB at a time)."""
     limit = input_limit() if max_bytes is None else max_bytes
+    step = _CHUNK if not keep else limit + 1
     out: list[bytes] = []
     total = 0
     rest = data
     try:
         while rest:
             inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
-            chunk = inflater.decompress(rest, limit + 1 - total)
+            chunk = inflater.decompress(rest, min(step, limit + 1 - total))
             while True:
                 total += len(chunk)
-                out.append(chunk)
+                if keep:
+                    out.append(chunk)
                 if total > limit:
                     raise error(f"{name}: inflates to more than the {_mb(limit)} input limit (a gzip bomb, or raise "
                                 "CSR_MAX_INPUT_MB)")
                 if not inflater.unconsumed_tail:
                     break
-                chunk = inflater.decompress(inflater.unconsumed_tail, limit + 1 - total)
+                chunk = inflater.decompress(inflater.unconsumed_tail, min(step, limit + 1 - total))
             if not inflater.eof:
                 raise error(f"{name}: the gzip data ends early (truncated file)")
             rest = inflater.unused_data

@@ -221,7 +221,7 @@ def _update_log(path: Path, key: str, entry: dict) -> None:
     digest = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:16]
     lock_path = Path(tempfile.gettempdir()) / f"csr-training-log-{digest}.lock"
     with FileLock(str(lock_path)):
-        data = json.loads(path.read_text()) if path.is_file() else {}
+        data = _io.read_json_file(path, "training log") if path.is_file() else {}
         data[key] = entry
         _io.atomic_write_text(path, json.dumps(dict(sorted(data.items())), indent=1, sort_keys=True))
 
@@ -231,7 +231,7 @@ def _finished_entry(cfg: ExperimentConfig, key: str, store) -> dict | None:
     path = cfg.training_log_path()
     if not path.is_file():
         return None
-    entry = json.loads(path.read_text()).get(key)
+    entry = _io.read_json_file(path, "training log").get(key)
     if not entry or entry.get("run_set", "") != cfg.run_set:
         return None
     from csr_core.results import build_manifest

@@ -24,6 +24,7 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
+from csr_core import _io
 from csr_core.errors import CSRError
 from csr_core.lexicon import Lexicon
 
@@ -121,12 +122,11 @@ def induced_lexicon(lang: str, sources: Sequence[str], *, tower=None, n_sources:
                                     ensure_ascii=False).encode()).hexdigest()[:20]
     path = (cache_dir or default_cache() / "induced-lexicons") / f"en-{lang}-{key}.json"
     if path.is_file():
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = _io.read_json_file(path, "induced-lexicon cache")
         lexicon = Lexicon({s: [t] for s, t in data["pairs"].items()}, src="en", tgt=lang,
                           name=f"en-{lang} (induced, 1-NN)")
         return Induced(lexicon, data["p_at_1"], data["n_evaluated"], data["n_sources"], data["n_candidates"])
     result = induce(sources, muse, lambda words: cached_tower_texts(tower, words))
-    from csr_core import _io
 
     _io.atomic_write_text(path, json.dumps({"pairs": {s: t[0] for s, t in result.lexicon.table.items()},
                                             "p_at_1": result.precision_at_1, "n_evaluated": result.n_evaluated,

@@ -16,6 +16,7 @@ import tempfile
 import threading
 from pathlib import Path
 
+from csr_core import _io
 from csr_core.paths import cache_dir
 
 log = logging.getLogger(__name__)
@@ -42,9 +43,9 @@ class DistanceCache:
     @staticmethod
     def _read(path: Path) -> dict[str, float]:
         try:
-            raw = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return {}
+            if not path.exists():
+                return {}
+            raw = _io.read_json_file(path, "typology cache")
         except (OSError, ValueError) as exc:
             log.warning("ignoring unreadable typology cache %s (%s); it will be rebuilt", path, exc)
             return {}

@@ -19,10 +19,14 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import BinaryIO, Union
 
+from csr_core import _io
 from csr_core.errors import DataError
 
 #: Default cap on one upload. Streamlit's own `server.maxUploadSize` (default 200 MB) is a second, coarser fence.
 MAX_UPLOAD_BYTES = 50 * 2**20
+#: Cap on what a gzip upload may inflate to: the compressed size alone would let a 50 MiB upload take ~50 GB of the
+#: shared server's memory when it is read (MUSE's largest lexicon is ~3 MB of text).
+MAX_UPLOAD_INFLATED_BYTES = 256 * 2**20
 LEXICON_SUFFIXES: tuple[str, ...] = (".txt", ".dict", ".tsv", ".gz")
 CAPTION_SUFFIXES: tuple[str, ...] = (".txt", ".jsonl", ".json", ".gz")
 IMAGE_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".webp")
@@ -96,11 +100,13 @@ def _mib(n: int) -> str:
 
 
 def save_upload(session_dir: str | os.PathLike, name: str, data: UploadData, max_bytes: int = MAX_UPLOAD_BYTES,
-                allowed_suffixes: Sequence[str] = LEXICON_SUFFIXES) -> Path:
+                allowed_suffixes: Sequence[str] = LEXICON_SUFFIXES,
+                max_inflated_bytes: int = MAX_UPLOAD_INFLATED_BYTES) -> Path:
     """Check `name`, type and size, then store `data` (bytes or a binary file object) in `session_dir`.
 
     The size is checked before anything is read when it is known (a 500 MB upload is refused without reading it),
-    and again while copying (a stream longer than it claimed is cut off and removed). The file appears under its
+    and again while copying (a stream longer than it claimed is cut off and removed); a gzip upload must inflate to
+    at most `max_inflated_bytes`. The file appears under its
     final name only when complete (temp file + rename). Returns the stored path; DataError when refused.
     """
     target = safe_upload_path(session_dir, name)
@@ -125,6 +131,10 @@ def save_upload(session_dir: str | os.PathLike, name: str, data: UploadData, max
                 out.write(chunk)
         if written == 0:
             raise DataError(f"upload {name!r} is empty (0 bytes); nothing was stored")
+        with open(part, "rb") as fh:
+            compressed = fh.read(2) == b"\x1f\x8b"
+        if compressed:  # a bomb is refused here, on upload, not when a page reads it
+            _io.inflate_gzip(part.read_bytes(), f"upload {name!r}", max_bytes=max_inflated_bytes, keep=False)
         os.replace(part, target)
     except OSError as error:
         part.unlink(missing_ok=True)

@@ -204,9 +204,8 @@ def _write_sizes(out: Path, results: list[FileResult]) -> None:
     path = out / SIZES_FILE
     if path.is_file():
         try:
-            loaded = json.loads(path.read_text(encoding="utf-8"))
-            if isinstance(loaded, dict):
-                sizes.update({str(k): int(v) for k, v in loaded.items()})
+            loaded = _io.read_json_file(path, "shard sizes")
+            sizes.update({str(k): int(v) for k, v in loaded.items()})
         except (OSError, ValueError, TypeError):
             sizes = {}
     for result in results:
@@ -223,11 +222,9 @@ def _load_manifest(out: Path, job: SwitchJob) -> dict[str, Any]:
     if not path.is_file():
         return {}
     try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise DataError(f"{path} is unreadable ({exc}); remove it or use another --out-dir") from None
-    if not isinstance(manifest, dict):
-        raise DataError(f"{path} is not a code-switching manifest; remove it or use another --out-dir")
+        manifest = _io.read_json_file(path, "code-switching manifest")
+    except DataError as exc:
+        raise DataError(f"{exc}; remove it or use another --out-dir") from None
     if manifest.get("settings") != _settings(job):
         raise CSRError(f"{out} holds shards code-switched with other settings ({path}); use another --out-dir so "
                        "the two are not mixed")

@@ -25,6 +25,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from csr_core import _io
 from csr_core.metrics import hits_at_k
 from csr_core.model_names import CsrMiniName
 from csr_core.stats import Estimate, adjust_tested, cluster_bootstrap, equivalence_test, gap_closure, paired_difference
@@ -290,10 +291,9 @@ def _bli_facts(log_path: Path) -> dict[str, tuple[float, int]]:
     """BLI precision@1 of the induced lexicons, as the training log recorded them (identical for every seed)."""
     if not log_path.is_file():
         return {}
-    import json
 
     out: dict[str, tuple[float, int]] = {}
-    for entry in json.loads(log_path.read_text(encoding="utf-8")).values():
+    for entry in _io.read_json_file(log_path, "training log").values():
         for lang, p in (entry.get("bli_p_at_1") or {}).items():
             out[lang] = (float(p), int((entry.get("bli_n") or {}).get(lang, 0)))
     return out

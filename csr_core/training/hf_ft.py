@@ -346,10 +346,7 @@ def read_manifest(folder: str | os.PathLike) -> dict[str, Any] | None:
     path = Path(folder).expanduser() / MANIFEST
     if not path.is_file():
         return None
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as error:
-        raise ModelError(f"{path}: unreadable training manifest ({error})") from None
+    manifest = _io.read_json_file(path, "unreadable training manifest", ModelError)
     if manifest.get("format") != FORMAT:
         raise ModelError(f"{path}: format {manifest.get('format')!r}, expected {FORMAT!r}")
     return manifest

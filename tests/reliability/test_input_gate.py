@@ -63,6 +63,17 @@ def test_a_gzip_bomb_lexicon_is_stopped_while_inflating(tmp_path):
     assert len(Lexicon.from_file(bomb, "en", "de")) == 1  # under the default limit the same file loads
 
 
+def test_a_gzip_bomb_upload_is_refused_on_upload_and_nothing_is_stored(tmp_path):
+    from csr_core.uploads import save_upload
+
+    bomb = gzip.compress(b"dog hund\n" * 500_000)  # 4.5 MB of text in a few kB: under the 50 MiB upload limit
+    with pytest.raises(DataError, match="inflates to more than the 1 MiB"):
+        save_upload(tmp_path / "session", "en-de.txt.gz", bomb, max_inflated_bytes=1 << 20)
+    assert not [p for p in (tmp_path / "session").rglob("*") if p.is_file()]
+    stored = save_upload(tmp_path / "session", "en-de.txt.gz", bomb, max_inflated_bytes=8 << 20)
+    assert stored.read_bytes() == bomb
+
+
 def test_a_truncated_gzip_is_named_not_an_eoferror(tmp_path):
     captions = tmp_path / "captions.txt.gz"
     captions.write_bytes(gzip.compress(b"a dog on the beach\n" * 200)[:-12])
