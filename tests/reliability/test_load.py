@@ -62,7 +62,7 @@ def _session(index: int, model: str, report: dict) -> None:
     """One browser session: upload a lexicon on the Code-switch page, then run an eval and follow its progress."""
     from streamlit.testing.v1 import AppTest
 
-    photos = 10 + 2 * index  # every session asks for something different
+    photos = 12 + 2 * index  # every session asks for something different (more photos than the largest K, 10)
     langs = ["en", ["de", "fr", "cs"][index % 3]]
     at = AppTest.from_file(APP, default_timeout=180)
     _run(at)
