@@ -125,7 +125,7 @@ def test_widget_state_survives_switching_pages_in_the_sidebar(dashboard, app_pag
 def test_small_eval_from_the_run_page_appears_in_the_heatmaps(dashboard, app_page):
     model = dashboard.tiny_model(seed=7)
     dashboard.open(app_page, "run")
-    for label, value in (("…or a model name", model), ("Images (0 = all)", "10"), ("Bootstrap resamples", "100"),
+    for label, value in (("…or a model name", model), ("Images (0 = all)", "12"), ("Bootstrap resamples", "100"),
                          ("Training arm label (blank for zero-shot)", "browser-arm")):
         box = app_page.get_by_label(label, exact=True)
         dashboard.after(app_page, lambda box=box, value=value: (box.fill(value), box.press("Enter")))
