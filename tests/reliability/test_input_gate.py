@@ -188,6 +188,13 @@ def test_a_space_separated_header_is_not_loaded_as_a_pair():
         Lexicon.from_bytes(b"source target\n", "en-de.txt", "en", "de")  # a header alone is an empty lexicon
 
 
+def _default_sigint() -> None:
+    """In the child before exec: Ctrl-C as a terminal delivers it. A runner started in the background of a
+    non-interactive shell ignores SIGINT, and an ignored signal stays ignored across exec, so Python would never turn it
+    into KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _blocked_reading_stdin(pid: int) -> bool:
     """True while the process sits in read(0, ...) (Linux /proc/PID/syscall: number, then the fd)."""
     read_nr = {"x86_64": "0", "aarch64": "63"}[platform.machine()]
@@ -206,7 +213,7 @@ def test_ctrl_c_is_a_one_line_cancel_that_writes_nothing(tmp_path):
     out = tmp_path / "out.txt"
     proc = subprocess.Popen(cli_command("codeswitch", "--lexicon", str(lexicon), "--output", str(out)), cwd=REPO,
                             env=subprocess_env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=_default_sigint)
     try:
         proc.stdin.write("a dog\n")
         proc.stdin.flush()  # the captions are half sent: the command is inside its work, waiting for the rest
