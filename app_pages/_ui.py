@@ -28,13 +28,14 @@ def store() -> ResultsStore:
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
-def _rows(root: str, fingerprint: str) -> pd.DataFrame:
-    return ResultsStore(root).load()
+def _rows(root: str, fingerprint: str) -> tuple[pd.DataFrame, dict[str, str]]:
+    damaged: dict[str, str] = {}
+    return ResultsStore(root).load(damaged=damaged), damaged
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def _runs(root: str, fingerprint: str) -> list[dict]:
-    return ResultsStore(root).runs()
+    return ResultsStore(root).runs(damaged={})
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
@@ -68,10 +69,13 @@ def load_rows() -> pd.DataFrame | None:
     """All rows (ours + references); None after showing the error when the store is corrupt."""
     s = store()
     try:
-        return _rows(str(s.root), s.fingerprint())
+        rows, damaged = _rows(str(s.root), s.fingerprint())
     except CSRError as error:
         st.error(f"The results folder cannot be read: {error}")
         return None
+    for folder, reason in damaged.items():  # the rest still loads; each damaged run is named, never hidden
+        st.warning(f"Left out `{folder}`: {reason}")
+    return rows
 
 
 def load_runs() -> list[dict]:

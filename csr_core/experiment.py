@@ -173,8 +173,8 @@ def _existing_run(store, config, fingerprint: str) -> str | None:
     from csr_core.results import build_manifest
 
     key = build_manifest(config.params())["params_key"]
-    for manifest in store.runs():
-        if manifest.get("params_key") == key and manifest.get("fingerprints", {}).get("model") == fingerprint:
+    for manifest in store.intact_runs(key):  # intact runs only: a damaged one is evaluated again
+        if manifest.get("fingerprints", {}).get("model") == fingerprint:
             return manifest["run_id"]
     return None
 
@@ -237,12 +237,11 @@ def _finished_entry(cfg: ExperimentConfig, key: str, store) -> dict | None:
     from csr_core.results import build_manifest
 
     tower, arm, seed = key.split("/")[0], entry["arm"], int(entry["seed"])  # key: tower/arm/sN[+topK]
-    stored = {m["run_id"]: m.get("params_key") for m in store.runs()}
     runs = entry.get("runs", {})
     for config in (eval_configs(tower, arm, seed, cfg) if cfg.evaluate else ()):
-        run_id = runs.get(config.dataset)
-        # the stored run must be this evaluation (same params), not an older one with other settings
-        if run_id not in stored or stored[run_id] != build_manifest(config.params())["params_key"]:
+        # the stored run must be this evaluation (same params, intact), not an older one with other settings
+        intact = store.find_runs(build_manifest(config.params())["params_key"])
+        if runs.get(config.dataset) not in intact:
             return None
     return entry
 

@@ -7,7 +7,7 @@ In CLIP_benchmark's naming, *image retrieval* means text → image (t2i) and *te
 
 from __future__ import annotations
 
-import json
+import io
 import math
 import re
 import urllib.request
@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from csr_core import _io
 from csr_core.errors import DataError
 from csr_core.results import make_rows
 
@@ -30,8 +31,8 @@ SOURCE_OPENCLIP = "reference:openclip"
 # CLIP_benchmark dataset names → ours come from the registry (DatasetInfo.clip_benchmark); of datasets we do not
 # register, COCO is renamed and the rest (flickr30k, xtd200) are kept as written, minus "wds/" and with "/" → "_".
 _UNREGISTERED_NAMES = {"mscoco_captions": "mscoco"}
-# Language codes as these sources write them → ISO 639-1 where they differ (XTD10 / STAIR use "jp").
-LANGUAGE_CODES: dict[str, str] = {"jp": "ja"}
+# The largest K an imported metric may name: R@K beyond any gallery these sources use (and int64-safe).
+MAX_K = 1_000_000
 _TASK_DIRECTIONS = {"image": "t2i", "text": "i2t"}
 _METRIC_KEY = re.compile(r"^(image|text)_retrieval_recall@(\d+)$")
 _MULTILINGUAL_COLUMN = re.compile(r"^(\S+) (image|text)_retrieval_recall@(\d+) (\S+)$")
@@ -49,8 +50,22 @@ def _dataset_name(raw: str) -> str:
     return ours.get(name, name.replace("/", "_"))
 
 
-def _language(raw: str) -> str:
-    return LANGUAGE_CODES.get(raw, raw)
+def _language(raw: str, where: str) -> str:
+    """The project's code for a source's language code (`EN` → `en`, XTD10's `jp` → `ja`); unknown codes refused."""
+    from csr_core.languages import normalize_lang
+
+    try:
+        return normalize_lang(raw)
+    except DataError as error:
+        raise DataError(f"{where}: {error}") from None
+
+
+def _k(raw: str, where: str) -> int:
+    """K of a metric name, refused beyond `MAX_K` (a 20-digit K used to overflow the rows' int64 column)."""
+    k = int(raw)
+    if not 1 <= k <= MAX_K:
+        raise DataError(f"{where}: K = {raw} is out of range (1 … {MAX_K:,})")
+    return k
 
 
 def _langs(direction: str, lang: str) -> dict[str, str]:
@@ -75,13 +90,8 @@ def _record(source: str, model: str, dataset: str, direction: str, lang: str, k:
 def import_clip_benchmark_json(path: Path | str) -> pd.DataFrame:
     """One CLIP_benchmark result file (`clip_benchmark eval ... --output X.json`) → reference rows."""
     path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise DataError(f"{path}: line {error.lineno}: not JSON ({error.msg}); expected a CLIP_benchmark "
-                        "result file") from error
-    except (OSError, UnicodeDecodeError) as error:
-        raise DataError(f"{path}: cannot read ({error})") from error
+    data = _io.loads_json(_io.read_input_text(path, "CLIP_benchmark result file", max_bytes=64 << 20),
+                          f"CLIP_benchmark result file {path}")
     if not isinstance(data, dict):
         raise DataError(f"{path}: expected a JSON object with dataset/model/pretrained/task/metrics/language")
     missing = [key for key in ("dataset", "model", "pretrained", "task", "metrics", "language") if key not in data]
@@ -107,8 +117,9 @@ def import_clip_benchmark_json(path: Path | str) -> pd.DataFrame:
                 or not 0 <= value <= 1:
             raise DataError(f"{path}: metrics[{key!r}] = {value!r} is not a fraction in [0, 1]")
         direction = _TASK_DIRECTIONS[match.group(1)]
-        records.append(_record(SOURCE_CLIP_BENCHMARK, model, dataset, direction, _language(language),
-                               int(match.group(2)), value))
+        records.append(_record(SOURCE_CLIP_BENCHMARK, model, dataset, direction,
+                               _language(language, f"{path}: 'language'"),
+                               _k(match.group(2), f"{path}: metrics[{key!r}]"), value))
     if not records:
         raise DataError(f"{path}: no image_retrieval_recall@K / text_retrieval_recall@K in 'metrics' "
                         f"(found {sorted(data['metrics'])})")
@@ -117,9 +128,10 @@ def import_clip_benchmark_json(path: Path | str) -> pd.DataFrame:
 
 # ---- open_clip's published CSVs ------------------------------------------------------------------------------
 def _read_csv(path: Path) -> pd.DataFrame:
+    text = _io.read_input_text(path, "open_clip CSV", max_bytes=256 << 20)
     try:
-        return pd.read_csv(path)
-    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as error:
+        return pd.read_csv(io.StringIO(text))
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as error:
         raise DataError(f"{path}: not a readable CSV ({error})") from error
 
 
@@ -164,7 +176,9 @@ def import_openclip_multilingual_csv(path: Path | str) -> pd.DataFrame:
         raw_dataset, task, k, lang = match.groups()
         if lang == "avg":
             continue
-        metric_columns.append((column, _dataset_name(raw_dataset), _TASK_DIRECTIONS[task], int(k), _language(lang)))
+        where = f"{path}: column {column!r}"
+        metric_columns.append((column, _dataset_name(raw_dataset), _TASK_DIRECTIONS[task], _k(k, where),
+                               _language(lang, where)))
     if unknown:
         raise DataError(f"{path}: unknown column layout {unknown[:5]}; expected "
                         "'<dataset> <image|text>_retrieval_recall@K <lang>'")
@@ -195,7 +209,8 @@ def import_openclip_retrieval_csv(path: Path | str) -> pd.DataFrame:
             unknown.append(column)
             continue
         raw_dataset, task, k = match.groups()
-        metric_columns.append((column, _ENGLISH_DATASETS[raw_dataset], _TASK_DIRECTIONS[task], int(k)))
+        metric_columns.append((column, _ENGLISH_DATASETS[raw_dataset], _TASK_DIRECTIONS[task],
+                               _k(k, f"{path}: column {column!r}")))
     if unknown:
         raise DataError(f"{path}: unknown column layout {unknown[:5]}; expected e.g. 'Flickr image retr. R@1'")
     if not metric_columns:
@@ -213,11 +228,8 @@ def import_openclip_retrieval_csv(path: Path | str) -> pd.DataFrame:
 def import_openclip_csv(path: Path | str) -> pd.DataFrame:
     """Either open_clip CSV, told apart by its header (model/version: multilingual; name/pretrained: English)."""
     path = Path(path)
-    try:
-        with open(path, encoding="utf-8") as handle:
-            header = handle.readline().rstrip("\r\n").split(",")
-    except (OSError, UnicodeDecodeError) as error:
-        raise DataError(f"{path}: cannot read ({error})") from error
+    text = _io.read_input_text(path, "open_clip CSV", max_bytes=256 << 20)
+    header = text.partition("\n")[0].rstrip("\r").split(",")
     if header[:2] == ["model", "version"]:
         return import_openclip_multilingual_csv(path)
     if header[:2] == ["name", "pretrained"]:

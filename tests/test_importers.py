@@ -171,7 +171,7 @@ def test_clip_benchmark_json_webdataset_name_and_language_list(tmp_path):
 @pytest.mark.parametrize(
     "write, fragment",
     [
-        (lambda p: p.write_text("not json {"), "line 1: not JSON"),
+        (lambda p: p.write_text("not json {"), "line 1: invalid JSON"),
         (lambda p: p.write_text("[1, 2]"), "expected a JSON object"),
         (lambda p: clip_benchmark_dump(p, task="zeroshot_classification"), "only 'zeroshot_retrieval'"),
         (lambda p: clip_benchmark_dump(p, metrics={"acc1": 0.5}), "no image_retrieval_recall@K"),
@@ -246,4 +246,4 @@ def test_import_command_through_the_cli_router(tmp_path, capsys):
     assert "4 reference rows imported" in capsys.readouterr().out
     assert len(ResultsStore(tmp_path / "store").load()) == 4
     assert cli.main(["import", "clip-benchmark", str(tmp_path / "missing.json")]) == 2
-    assert "missing.json: cannot read" in capsys.readouterr().err
+    assert "missing.json: not found" in capsys.readouterr().err

@@ -58,6 +58,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import contextlib
     from pathlib import Path
 
     from csr_core.evaluate import EvalConfig, run_evaluation
@@ -70,18 +71,23 @@ def run(args: argparse.Namespace) -> int:
         options["skip_unreadable"] = True
     config = config_from_args(EvalConfig, args, dataset_options=options)
     store = ResultsStore(Path(args.out) if args.out else None)
-    if args.skip_existing:
-        existing = store.find_runs(build_manifest(config.params())["params_key"])
-        if existing:
-            print(f"skipped: identical run already in {store.root}: {', '.join(existing)}")
-            return 0
-    progress = None if args.quiet else _TqdmProgress()
-    try:
-        outcome = run_evaluation(config, store=store, progress=progress, cancel=threading.Event(),
-                                 allow_duplicate_images=args.allow_duplicate_images)
-    finally:
-        if progress is not None:
-            progress.close()
+    store.check_writable()  # before any model is built: a file or read-only --out fails now, not after the eval
+    key = build_manifest(config.params())["params_key"]
+    # --skip-existing holds the params key's lock from the check to the write: of two identical evals started
+    # together one runs, the other waits and then skips
+    with store.claim(key) if args.skip_existing else contextlib.nullcontext():
+        if args.skip_existing:
+            existing = store.find_runs(key)
+            if existing:
+                print(f"skipped: identical run already in {store.root}: {', '.join(existing)}")
+                return 0
+        progress = None if args.quiet else _TqdmProgress()
+        try:
+            outcome = run_evaluation(config, store=store, progress=progress, cancel=threading.Event(),
+                                     allow_duplicate_images=args.allow_duplicate_images)
+        finally:
+            if progress is not None:
+                progress.close()
     print(summary_table(outcome.rows, outcome.languages))
     for note in outcome.notes:
         print(f"note: {note}")

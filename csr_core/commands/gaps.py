@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 
 from csr_core.commands._config_args import folder_path
 
@@ -50,7 +51,10 @@ def _same_model(a: str, b: str) -> bool:
 def _pick_run(store, args: argparse.Namespace) -> dict:
     from csr_core.errors import DataError
 
-    runs = store.runs()
+    damaged: dict[str, str] = {}
+    runs = store.runs(damaged=damaged)  # one damaged run does not hide the rest; it is named
+    for folder, reason in damaged.items():
+        print(f"warning: {folder} skipped: {reason}", file=sys.stderr)
     if args.run:
         found = [m for m in runs if m.get("run_id") == args.run]
         if not found:

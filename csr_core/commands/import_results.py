@@ -12,6 +12,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from csr_core.commands._config_args import folder_path
+
 NAME = "import"
 HELP = "import CLIP_benchmark JSON or open_clip CSV results as reference rows"
 
@@ -24,7 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="files to import (openclip-csv defaults to the shared reference CSVs)")
     parser.add_argument("--name", default=None,
                         help="reference folder name (default: derived from each file's name)")
-    parser.add_argument("--results-dir", type=Path, default=None,
+    parser.add_argument("--results-dir", type=folder_path, default=None,
                         help="results store root (default: $CSR_RESULTS_DIR or ./results)")
 
 
@@ -57,9 +59,9 @@ def run(args: argparse.Namespace) -> int:
         raise DataError("no files given: pass one or more CLIP_benchmark result JSON files")
     reader = import_clip_benchmark_json if args.kind == "clip-benchmark" else import_openclip_csv
     prefix = "clip_benchmark" if args.kind == "clip-benchmark" else "openclip"
+    store = ResultsStore(Path(args.results_dir) if args.results_dir else None)
+    store.check_writable()
     tables = [(path, reader(path)) for path in files]  # read everything first: a bad file imports nothing
-
-    store = ResultsStore(args.results_dir)
     if args.name:  # one named folder holding every file's rows
         groups = [(_slug(args.name), [p for p, _ in tables], pd.concat([t for _, t in tables], ignore_index=True))]
     else:
@@ -76,6 +78,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _sha256(path: Path) -> str:
-    import hashlib
+    from csr_core._io import file_sha256
 
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    return file_sha256(path)

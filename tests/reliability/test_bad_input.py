@@ -474,7 +474,7 @@ def test_corrupt_or_half_written_results_are_named_and_nothing_is_lost(store_wit
     broken = store.runs_dir / "20990101T000000Z-json0000"
     shutil.copytree(store.runs_dir / good, broken)
     (broken / "manifest.json").write_text('{"run_id": "20990101T000000Z-json0000",\n "schema_version": 1,')
-    with pytest.raises(ResultsError, match=r"json0000/manifest.json: line 2: invalid JSON"):
+    with pytest.raises(ResultsError, match=r"json0000/manifest.json, line 2: invalid JSON"):
         store.runs()
 
     dead = store.runs_dir / ".tmp-999999999-deadbeef"  # a killed writer's leftovers
