@@ -45,11 +45,10 @@ def _ranks(root: str, fingerprint: str, run_id: str) -> pd.DataFrame:
 
 @st.cache_data(show_spinner=False, max_entries=4)
 def _experiment_report(path: str, mtime_ns: int):
-    import json
-
+    from csr_core._io import read_json_file
     from csr_core.training.design_report import from_json
 
-    return from_json(json.loads(Path(path).read_text(encoding="utf-8")))
+    return from_json(read_json_file(path, "experiment report"))
 
 
 def load_experiment_report(run_set: str = "experiment-2"):

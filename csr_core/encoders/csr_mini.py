@@ -212,8 +212,8 @@ class ProjectionHeads(nn.Module):
         if metadata.get("format") != HEADS_FORMAT:
             raise ModelError(f"{p}: metadata format is {metadata.get('format')!r}, expected {HEADS_FORMAT!r}")
         try:
-            config = json.loads(metadata["config"])
-            manifest = json.loads(metadata.get("manifest", "{}"))
+            config = _io.loads_json(metadata["config"], f"{p}: metadata 'config'", ModelError)
+            manifest = _io.loads_json(metadata.get("manifest", "{}"), f"{p}: metadata 'manifest'", ModelError)
             heads = cls(
                 config["image_dim"], config["text_dim"], config["out_dim"], config["kind"], config.get("hidden_dim")
             )

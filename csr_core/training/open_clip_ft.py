@@ -204,10 +204,9 @@ def read_manifest(checkpoint: str | os.PathLike) -> dict[str, Any] | None:
         return None
     if metadata.get("format") != FORMAT:
         return None
-    try:
-        return json.loads(metadata["manifest"])
-    except (KeyError, json.JSONDecodeError) as error:
-        raise ModelError(f"{path}: registered as {FORMAT} but its manifest is unreadable ({error})") from None
+    if "manifest" not in metadata:
+        raise ModelError(f"{path}: registered as {FORMAT} but its metadata has no manifest")
+    return _io.loads_json(metadata["manifest"], f"{path}: {FORMAT} metadata 'manifest'", ModelError)
 
 
 def finetune_open_clip(config: OpenClipTrainConfig, out_dir: str | os.PathLike, *, data_root=None,

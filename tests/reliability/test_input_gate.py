@@ -97,6 +97,22 @@ def test_deeply_nested_json_is_named_in_captions_and_model_configs(tmp_path):
     assert result.rc == 2 and "deep.json: JSON nested deeper" in result.err, result.text
 
 
+
+def test_deeply_nested_json_in_a_heads_file_metadata_is_named(tmp_path):
+    """A user's heads file is safetensors, but its metadata strings are JSON: nesting them 100k deep used to raise
+    RecursionError from the loader."""
+    import torch
+    from safetensors.torch import save_file
+
+    from csr_core.encoders.csr_mini import HEADS_FORMAT, ProjectionHeads
+    from csr_core.errors import ModelError
+
+    path = tmp_path / "deep.safetensors"
+    save_file({"w": torch.zeros(2)}, str(path),
+              metadata={"format": HEADS_FORMAT, "config": "[" * 100_000 + "]" * 100_000})
+    with pytest.raises(ModelError, match=r"deep.safetensors: metadata 'config': JSON nested deeper than 100"):
+        ProjectionHeads.load(path)
+
 def test_a_binary_file_as_a_model_config_is_named(tmp_path):
     binary = tmp_path / "ls"
     binary.write_bytes(b"\x7fELF\x02\x01\x01\x00" + bytes(range(256)) * 4)
