@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import torch
@@ -34,6 +34,7 @@ from csr_core.encoders.csr_mini import (
 )
 from csr_core.model_names import CsrMiniName
 from csr_core.errors import CSRError
+from csr_core.lexicon import Lexicon
 from csr_core.machine import machine_info
 from csr_core.training.arms import (
     ALL_ARMS,
@@ -84,12 +85,14 @@ def _load_split(split: str, dataset: str, data_root=None):
     return load_dataset(dataset, split=split, data_root=data_root, verify_images="exists")
 
 
-def arm_pool_views(arm: str | ArmSpec, train_set, variants: int, cs_seed: int = 0) -> list[list[list[str]]]:
+def arm_pool_views(arm: str | ArmSpec, train_set, variants: int, cs_seed: int = 0,
+                   lexicons: Mapping[str, Lexicon] | None = None) -> list[list[list[str]]]:
     """Caption pools of `arm` for the photos of `train_set`, one set per switched variant (lexicons: the MUSE files
-    in the data folder); `csr_core.training.arms.build_pool_views`."""
+    in the data folder, or `lexicons` already resolved by `arm_lexicons`); `csr_core.training.arms.build_pool_views`."""
 
     spec = parse_arm(arm) if isinstance(arm, str) else arm
-    lexicons = arm_lexicons(spec, train_set)
+    if lexicons is None:
+        lexicons = arm_lexicons(spec, train_set).lexicons
     wanted = [spec.caption_lang(lang) for lang in spec.langs]
     missing = [lang for lang in wanted if spec.kind == "translate" and lang not in train_set.captions]
     if missing:
@@ -99,17 +102,29 @@ def arm_pool_views(arm: str | ArmSpec, train_set, variants: int, cs_seed: int = 
                             cs_seed=cs_seed)
 
 
-def arm_lexicons(spec: ArmSpec, train_set) -> dict:
+@dataclass(frozen=True)
+class ArmLexicons:
+    """The lexicons an arm switches with, resolved once, and for an induced arm how good they are against MUSE."""
+
+    lexicons: dict[str, Lexicon]
+    bli_p_at_1: dict[str, float] = field(default_factory=dict)
+    bli_n: dict[str, int] = field(default_factory=dict)
+
+
+def arm_lexicons(spec: ArmSpec, train_set) -> ArmLexicons:
     """MUSE EN->X per language, or for an `ind-` arm the lexicons induced over e5 word embeddings for the English
-    words of `train_set`'s captions."""
+    words of `train_set`'s captions (with their BLI precision@1 against MUSE)."""
     from csr_core.lexicon import load_muse
 
     if not spec.induced:
-        return {lang: load_muse(lang) for lang in arm_languages(spec)}
+        return ArmLexicons({lang: load_muse(lang) for lang in arm_languages(spec)})
     from csr_core.lexicon_induction import caption_vocabulary, induced_lexicon
 
     sources = caption_vocabulary(c for caps in train_set.captions["en"] for c in caps)
-    return {lang: induced_lexicon(lang, sources).lexicon for lang in arm_languages(spec)}
+    found = {lang: induced_lexicon(lang, sources) for lang in arm_languages(spec)}
+    return ArmLexicons({lang: r.lexicon for lang, r in found.items()},
+                       bli_p_at_1={lang: round(found[lang].precision_at_1, 4) for lang in spec.langs},
+                       bli_n={lang: found[lang].n_evaluated for lang in spec.langs})
 
 
 def arm_pools(arm: str | ArmSpec, train_set, variants: int, cs_seed: int = 0) -> list[list[str]]:
@@ -139,7 +154,9 @@ def prepare_data(config: TrainConfig, *, data_root=None, image_tower=None, text_
     image_ids = [train_set.image_ids[i] for i in rows]
     leakage = check_no_test_photos(image_ids, config.dataset, data_root)
     assert config.variants is not None  # TrainConfig fills it from the tower
-    views = arm_pool_views(spec, train_set, config.variants, config.cs_seed or 0)
+    lexicons = arm_lexicons(spec, train_set) if spec.kind in ("cs", "dict") else None
+    views = arm_pool_views(spec, train_set, config.variants, config.cs_seed or 0,
+                           lexicons=lexicons.lexicons if lexicons is not None else None)
     if config.switching == "static":
         views = [flatten_views(spec, views)]
     pools = CaptionPools.from_views([[view[i] for i in rows] for view in views])
@@ -170,15 +187,10 @@ def prepare_data(config: TrainConfig, *, data_root=None, image_tower=None, text_
         "val": {"photos": len(val_sub), "captions": len(val_flat), "lang": VAL_LANG,
                 "fingerprint": val_sub.fingerprint},
     }
-    if spec.kind in ("cs", "dict"):
-        info["lexicons"] = {lang: lex.fingerprint for lang, lex in arm_lexicons(spec, train_set).items()}
-    if spec.induced:
-        from csr_core.lexicon_induction import caption_vocabulary, induced_lexicon
-
-        sources = caption_vocabulary(c for caps in train_set.captions["en"] for c in caps)
-        found = {lang: induced_lexicon(lang, sources) for lang in spec.langs}
-        info["bli_p_at_1"] = {lang: round(r.precision_at_1, 4) for lang, r in found.items()}
-        info["bli_n"] = {lang: r.n_evaluated for lang, r in found.items()}
+    if lexicons is not None:
+        info["lexicons"] = {lang: lex.fingerprint for lang, lex in lexicons.lexicons.items()}
+    if spec.induced and lexicons is not None:
+        info["bli_p_at_1"], info["bli_n"] = lexicons.bli_p_at_1, lexicons.bli_n
     return TrainData(
         image_ids=image_ids,
         image_features=image_features,

@@ -165,6 +165,9 @@ def test_arms_differ_only_in_their_captions(small_data, shared_data):
             assert cs_text == switch(en_text).text  # the CS caption is the switched version of the EN one
             differing += cs_text != en_text
     assert differing > 0.5 * SMALL["max_steps"] * SMALL["batch_size"]
+    # the lexicons recorded for the run are the ones it switched with (resolved once in prepare_data)
+    assert cs_data.info["lexicons"] == {lang: lex[lang].fingerprint for lang in ("de", "fr", "cs")}
+    assert "lexicons" not in en_data.info
 
 
 def test_saved_heads_load_by_name_and_give_the_trained_embeddings(small_data, tmp_path):
