@@ -26,9 +26,12 @@ PAGES = (
     ("app_pages/finetune.py", "Fine-tuning", "finetune", "🎯"),
 )
 
+# The default page is served at the root ("" path) and Streamlit answers its own url path with "Page not found", so
+# it is registered under an internal path and `/overview` (shared links, bookmarks) is a hidden alias of the same file.
 navigation = st.navigation(
-    [st.Page(path, title=title, url_path=url, icon=icon, default=(url == "overview"))
+    [st.Page(path, title=title, url_path="home" if url == "overview" else url, icon=icon, default=(url == "overview"))
      for path, title, url, icon in PAGES]
+    + [st.Page(PAGES[0][0], title=PAGES[0][1], url_path="overview", icon=PAGES[0][3], visibility="hidden")]
 )
 
 with st.sidebar:

@@ -159,24 +159,28 @@ def try_dataset(name: str, split: str):
 
 
 def show_chart(chart: viz.Chart, key: str, filename: str, table_height: int | None = None) -> None:
-    """The figure, its notes, its numbers as a table, CSV download and PNG export: every chart gets all of them."""
+    """The figure, its notes, its numbers as a table, CSV download and PNG/SVG/PDF export: every chart gets all."""
     st.plotly_chart(chart.fig, key=f"{key}_fig", width="stretch")
     for note in chart.notes:
         st.caption(note.replace("*", "\\*"))
     with st.expander("Numbers behind this chart", expanded=False):
         st.dataframe(chart.table, key=f"{key}_table", hide_index=True, height=table_height or "auto")
-    c1, c2, c3 = st.columns([1, 1, 4])
+    c1, c2, c3, c4 = st.columns([1, 1, 1, 3])
     c1.download_button("CSV", chart.csv(), file_name=f"{filename}.csv", mime="text/csv", key=f"{key}_csv")
-    if c2.button("PNG", key=f"{key}_png", help="Render this figure to PNG with the local Chromium (kaleido)"):
+    fmt = c2.selectbox("Figure format", list(viz.EXPORT_FORMATS), key=f"{key}_fmt", label_visibility="collapsed",
+                       help="PNG (2× scale), SVG or PDF for papers; margins grow to keep every label")
+    if c3.button("Export", key=f"{key}_png", help="Render this figure with the local Chromium (kaleido)"):
         try:
             with tempfile.TemporaryDirectory() as tmp:
-                path = viz.to_png(chart.fig, Path(tmp) / f"{filename}.png")
-                st.session_state[f"{key}_png_bytes"] = path.read_bytes()
+                path = viz.export_figure(chart.fig, Path(tmp) / f"{filename}.{fmt}", fmt=fmt)
+                st.session_state[f"{key}_export"] = (fmt, path.read_bytes())
         except CSRError as error:
             st.warning(str(error))
-    if st.session_state.get(f"{key}_png_bytes"):
-        c3.download_button("Download PNG", st.session_state[f"{key}_png_bytes"], file_name=f"{filename}.png",
-                           mime="image/png", key=f"{key}_png_dl")
+    exported = st.session_state.get(f"{key}_export")
+    if exported:
+        done_fmt, data = exported
+        c4.download_button(f"Download {done_fmt.upper()}", data, file_name=f"{filename}.{done_fmt}",
+                           mime=viz.EXPORT_FORMATS[done_fmt], key=f"{key}_export_dl")
 
 
 def notes_of(rows: pd.DataFrame) -> None:

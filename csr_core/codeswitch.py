@@ -349,6 +349,12 @@ class CodeSwitcher:
             draws.byteswap()
         return draws.tolist()
 
+    def _words_and_draws(self, text: str, key_bytes: bytes, per_word: int) -> tuple[list[str], int, Sequence[int]]:
+        """(pieces, n words, `per_word` draws per word): pieces alternate separator/word, words at odd indices."""
+        pieces = split_words(text)
+        n = len(pieces) >> 1
+        return pieces, n, self._draws(key_bytes, per_word * n)
+
     def _info(self, word: str) -> tuple:
         """(is_content, translations) for one surface form, capitalisation already applied; cached."""
         lower = word.lower()
@@ -389,9 +395,7 @@ class CodeSwitcher:
                             replacements, tuple(joined), self.langs)
 
     def _switch_bl(self, text: str, key_bytes: bytes) -> SwitchedText:
-        pieces = split_words(text)
-        n = len(pieces) >> 1
-        draws = self._draws(key_bytes, 2 * n)
+        pieces, n, draws = self._words_and_draws(text, key_bytes, 2)
         cache_get = self._cache.get
         make = self._info
         threshold = self._threshold
@@ -408,9 +412,7 @@ class CodeSwitcher:
         return self._finish(text, pieces, n, n_content, len(switched) // 3, n_sw_content, switched)
 
     def _switch_ml(self, text: str, key_bytes: bytes) -> SwitchedText:
-        pieces = split_words(text)
-        n = len(pieces) >> 1
-        draws = self._draws(key_bytes, 3 * n)
+        pieces, n, draws = self._words_and_draws(text, key_bytes, 3)
         cache_get = self._cache.get
         make = self._info
         threshold = self._threshold
@@ -432,9 +434,7 @@ class CodeSwitcher:
 
     def _switch_phrases(self, text: str, key_bytes: bytes) -> SwitchedText:
         """Greedy longest match of 1..max_n word phrases; a phrase switches as a unit."""
-        pieces = split_words(text)
-        n = len(pieces) >> 1
-        draws = self._draws(key_bytes, 3 * n)
+        pieces, n, draws = self._words_and_draws(text, key_bytes, 3)
         source_pieces = list(pieces)
         content = [w.lower() not in self._stop for w in pieces[1::2]]
         tables = self._tables

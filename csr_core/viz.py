@@ -431,30 +431,49 @@ def find_chromium() -> str | None:
     return None
 
 
-def to_png(fig: go.Figure, path: str | os.PathLike, *, width: int = 1000, height: int | None = None,
-           scale: float = 1.0, chromium: str | None = None) -> Path:
-    """Write `fig` as PNG through kaleido with a local Chromium; never downloads a browser (clear error instead)."""
+EXPORT_FORMATS: dict[str, str] = {"png": "image/png", "svg": "image/svg+xml", "pdf": "application/pdf"}
+
+
+def for_export(fig: go.Figure, *, min_margin: int = 24) -> go.Figure:
+    """A copy of `fig` whose margins grow to fit every tick label and title (automargin): the on-screen figures use
+    tight margins, which clipped the Overview's axis labels and every heatmap row label in exported files."""
+    out = go.Figure(fig)
+    margin = out.layout.margin
+    out.update_layout(margin=dict(l=max(margin.l or 0, min_margin), r=max(margin.r or 0, min_margin),
+                                  t=max(margin.t or 0, min_margin), b=max(margin.b or 0, min_margin)))
+    out.update_xaxes(automargin=True)
+    out.update_yaxes(automargin=True)
+    return out
+
+
+def export_figure(fig: go.Figure, path: str | os.PathLike, *, fmt: str = "png", width: int = 1200,
+                  height: int | None = None, scale: float = 2.0, chromium: str | None = None) -> Path:
+    """Write `fig` as PNG, SVG or PDF (paper figures) through kaleido with a local Chromium, margins fitted to every
+    label (`for_export`); never downloads a browser (a clear error instead)."""
+    if fmt not in EXPORT_FORMATS:
+        raise CSRError(f"figure format {fmt!r}: choose one of {', '.join(EXPORT_FORMATS)}")
     try:
         import kaleido
     except ImportError as error:
-        raise CSRError("PNG export needs the 'kaleido' package (pip install kaleido); the chart's table and CSV "
+        raise CSRError("figure export needs the 'kaleido' package (pip install kaleido); the chart's table and CSV "
                        "are still available") from error
     browser = chromium or find_chromium()
     if not browser or not Path(browser).is_file():
-        raise CSRError("PNG export needs a local Chrome/Chromium and none was found (looked at $CSR_CHROMIUM, "
+        raise CSRError("figure export needs a local Chrome/Chromium and none was found (looked at $CSR_CHROMIUM, "
                        f"{', '.join(_CHROMIUM_CANDIDATES)} and PATH). Install Debian's: apt-get install chromium, "
                        "or set CSR_CHROMIUM=/path/to/chrome. Nothing is downloaded automatically.")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    height = height or int(fig.layout.height or 600)
+    legend_entries = sum(1 for trace in fig.data if trace.showlegend is not False and getattr(trace, "name", None))
+    height = max(height or int(fig.layout.height or 600), 160 + 21 * legend_entries)  # the whole legend shows
     try:
-        kaleido.write_fig_sync(fig, path=str(path), opts={"format": "png", "width": width, "height": height,
-                                                          "scale": scale},
+        kaleido.write_fig_sync(for_export(fig), path=str(path),
+                               opts={"format": fmt, "width": width, "height": height, "scale": scale},
                                kopts={"path": browser, "mathjax": False})
     except Exception as error:  # kaleido/choreographer raise many types for one cause: the browser did not render
-        raise CSRError(f"PNG export with {browser} failed ({type(error).__name__}: {error})") from error
+        raise CSRError(f"{fmt.upper()} export with {browser} failed ({type(error).__name__}: {error})") from error
     if not path.is_file() or path.stat().st_size == 0:
-        raise CSRError(f"PNG export with {browser} wrote nothing to {path}")
+        raise CSRError(f"{fmt.upper()} export with {browser} wrote nothing to {path}")
     return path
 
 

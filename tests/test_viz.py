@@ -188,20 +188,36 @@ def test_series_labels_add_a_run_suffix_only_on_clashes():
     assert viz.short_model("open_clip:ViT-B-32/openai") == "open_clip:ViT-B-32/openai"
 
 
-def test_to_png_without_a_browser_says_what_to_install(tmp_path, monkeypatch):
+def test_figure_export_without_a_browser_says_what_to_install(tmp_path, monkeypatch):
     chart = viz.heatmap(_cells(), x="lang", y="series")
     with pytest.raises(CSRError, match="apt-get install chromium"):
-        viz.to_png(chart.fig, tmp_path / "x.png", chromium=str(tmp_path / "no-such-chrome"))
+        viz.export_figure(chart.fig, tmp_path / "x.png", chromium=str(tmp_path / "no-such-chrome"))
+    with pytest.raises(CSRError, match="choose one of png, svg, pdf"):
+        viz.export_figure(chart.fig, tmp_path / "x.gif", fmt="gif")
     monkeypatch.setenv("CSR_CHROMIUM", str(tmp_path / "missing"))
     assert viz.find_chromium() is None
     assert not (tmp_path / "x.png").exists()
 
 
-def test_to_png_writes_a_png_with_the_local_chromium(tmp_path):
+def test_for_export_fits_margins_to_labels_and_leaves_the_screen_figure_alone():
+    chart = viz.heatmap(_cells(), x="lang", y="series")
+    out = viz.for_export(chart.fig)
+    assert out.layout.yaxis.automargin is True and out.layout.xaxis.automargin is True
+    assert out.layout.margin.l >= 24 and out.layout.margin.b >= 24
+    assert chart.fig.layout.margin.l == 10 and chart.fig.layout.yaxis.automargin is None  # the original is a copy
+
+
+def test_figures_export_as_png_svg_and_pdf_with_every_label(tmp_path):
     if viz.find_chromium() is None:
         skip_or_fail("no local Chromium (apt-get install chromium) for kaleido")
-    chart = viz.heatmap(_cells(), x="lang", y="series")
-    path = viz.to_png(chart.fig, tmp_path / "out" / "heatmap.png", width=400, height=300)
+    table = _cells()
+    chart = viz.heatmap(table, x="lang", y="series")
+    path = viz.export_figure(chart.fig, tmp_path / "out" / "heatmap.png", width=400, height=300, scale=1)
     data = path.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     assert int.from_bytes(data[16:20], "big") == 400 and int.from_bytes(data[20:24], "big") == 300
+    svg = viz.export_figure(chart.fig, tmp_path / "heatmap.svg", fmt="svg", width=400, height=300).read_text()
+    assert svg.lstrip().startswith("<svg")
+    for label in set(table["series"]) | set(table["lang"]):  # every row and column label is in the figure
+        assert f">{label}<" in svg, label
+    assert viz.export_figure(chart.fig, tmp_path / "heatmap.pdf", fmt="pdf").read_bytes()[:5] == b"%PDF-"

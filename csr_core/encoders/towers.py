@@ -46,9 +46,8 @@ __all__ = [
 IMAGENET_DOG_CLASSES = range(151, 269)
 
 
-@runtime_checkable
-class ImageTower(Protocol):
-    """Images -> un-normalised float32 features of width `dim`."""
+class _Tower(Protocol):
+    """What every tower has; image and text towers differ only in what their `encode` takes."""
 
     name: str
     dim: int
@@ -56,6 +55,11 @@ class ImageTower(Protocol):
 
     @property
     def fingerprint(self) -> str: ...
+
+
+@runtime_checkable
+class ImageTower(_Tower, Protocol):
+    """Images -> un-normalised float32 features of width `dim`."""
 
     def encode(
         self, items: Sequence[ImageItem], batch_size: int = 32, progress: ProgressCallback | None = None
@@ -63,15 +67,8 @@ class ImageTower(Protocol):
 
 
 @runtime_checkable
-class TextTower(Protocol):
+class TextTower(_Tower, Protocol):
     """Captions -> float32 features of width `dim` (language-agnostic call; the tower decides what it can read)."""
-
-    name: str
-    dim: int
-    device: str
-
-    @property
-    def fingerprint(self) -> str: ...
 
     def encode(
         self, texts: Sequence[str], batch_size: int = 64, progress: ProgressCallback | None = None

@@ -65,6 +65,14 @@ def test_every_page_renders_without_exception(dashboard, app_page, path, title):
     dashboard.screenshot(app_page, path or "overview")
 
 
+def test_the_overview_deep_link_opens_the_overview(dashboard, app_page):
+    """`/overview` (the default page's own url path, e.g. from a shared link) used to show "Page not found"."""
+    dashboard.open(app_page, "overview?k=5")
+    assert heading(app_page) == "CSR Lab — overview"
+    assert app_page.get_by_text("Page not found").count() == 0
+    assert dashboard.exceptions(app_page) == [] and dashboard.page_errors == []
+
+
 def test_changing_p_rerenders_the_switched_caption_live(dashboard, app_page):
     from playwright.sync_api import expect
     dashboard.open(app_page, "codeswitch")
