@@ -10,14 +10,15 @@ import streamlit as st
 
 from csr_core import viz
 from csr_core.errors import CSRError
-from csr_core.dashboard_state import Param, pick, query_table
+from csr_core.dashboard_state import SCRATCH_RUN_SET, Param, pick, pool_seeds, query_table, run_sets
 from csr_core.settings import SETTING_NAMES, SETTINGS
-from app_pages._ui import (empty_results_message, load_ranks, load_rows, notes_of, publish_to_url,
+from app_pages._ui import (empty_results_message, load_ranks, load_rows, load_runs, notes_of, publish_to_url,
                        remember, restore, seed_from_url, show_chart, try_dataset, valid_choice, with_series)
 
 MAX_REF_SERIES = 8
+MAX_ROWS = viz.MAX_HEATMAP_ROWS  # rows shown by default; more are one multiselect away
 KEYS = ("hm_dataset", "hm_setting", "hm_direction", "hm_k", "hm_refs", "hm_ref_models", "hm_run", "hm_diff_a",
-        "hm_diff_b")
+        "hm_diff_b", "hm_run_sets", "hm_pool", "hm_rows")
 SCHEMA = {"dataset": Param("str", ""), "setting": Param("str", "monolingual", SETTING_NAMES),
           "direction": Param("str", "t2i", ("t2i", "i2t", "t2t")), "k": Param("int", 10, lo=1),
           "refs": Param("bool", True), "run": Param("str", "")}
@@ -33,6 +34,16 @@ if rows.empty:
     empty_results_message()
     st.stop()
 
+set_of = run_sets(load_runs())
+rows = rows.assign(run_set=[set_of.get(r, "reference") if s == "ours" else "reference"
+                            for r, s in zip(rows["run_id"], rows["source"])])
+available_sets = sorted(set(rows["run_set"]) - {"reference"})
+valid_choice("hm_run_sets", available_sets, [s for s in available_sets if s != SCRATCH_RUN_SET] or available_sets)
+chosen_sets = st.multiselect("Run sets", available_sets, key="hm_run_sets",
+                             help="Which runs to show: the shipped experiments, your own runs, or the scratch runs of "
+                                  "the Run eval / Fine-tuning pages (left out by default, so they never mix into "
+                                  "published evidence)")
+rows = rows[rows["run_set"].isin([*chosen_sets, "reference"])]
 recall = rows[rows["metric"] == "recall"]
 c1, c2, c3, c4, c5 = st.columns([2, 2, 1, 1, 1])
 datasets = sorted(recall["dataset"].unique())
@@ -78,7 +89,20 @@ if spec.one_run_per_view:
     run_label = st.selectbox("Model / run", series, key="hm_run")
     view = viz.setting_view(spec.layout, part[part["series"] == run_label], k, title=run_label)
 else:
-    view = viz.setting_view(spec.layout, part, k, title=f"{dataset} · {setting} · {direction}")
+    p1, p2 = st.columns([1, 3])
+    st.session_state.setdefault("hm_pool", True)
+    pooled = p1.toggle("Pool seeds", key="hm_pool", help="One row per arm: the mean over its seeds (sd and seeds "
+                       "on hover and in the table's note); off: one row per run, with its own 95% CI")
+    shown = with_series(pool_seeds(part.drop(columns=["series"]))) if pooled else part
+    row_labels = sorted(shown["series"].unique())
+    if len(row_labels) > MAX_ROWS:
+        valid_choice("hm_rows", row_labels, row_labels[:MAX_ROWS])
+        chosen_rows = p2.multiselect(f"Rows ({len(row_labels)}; {MAX_ROWS} shown by default)", row_labels,
+                                     key="hm_rows")
+        shown = shown[shown["series"].isin(chosen_rows)]
+    any_pooled = pooled and bool((shown.get("n_seeds", 1) > 1).any())
+    title = f"{dataset} · {setting} · {direction}" + (" · seeds pooled" if any_pooled else "")
+    view = viz.setting_view(spec.layout, shown, k, title=title)
 for index, extra in enumerate(view.extra):
     show_chart(extra, f"hm_extra{index}", f"{setting}_{dataset}_r{k}_{index}")
 chart, cell_rows, x_col, y_col = view.chart, view.cells, view.x, view.y  # cell_rows map a selected cell to its run

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import math
+import re
 import threading
 import time
 import traceback
@@ -322,3 +323,54 @@ def query_table(ranks: pd.DataFrame, dataset: Any | None, *, setting: str, direc
     return part.sort_values(["rank", "query_id"], ascending=[False, True]).reset_index(drop=True)
 
 
+
+
+# ---- seed pooling ------------------------------------------------------------------------------------------------
+_SEED = re.compile(r"/s(\d+)(?=\+top\d+$|$)")
+_NOT_KEYS = ("run_id", "seed", "value", "n_queries", "ci_low", "ci_high", "note", "model", "series")
+
+
+def pool_seeds(rows: pd.DataFrame) -> pd.DataFrame:
+    """Rows of trained models that differ only in their seed → one row per arm: the mean over the seeds, their sd
+    (`value_sd`) and count (`n_seeds`), and a note naming them, so a page shows arms, not runs.
+
+    csr-mini names carry the seed (`csr-mini:en/s3+top2`); a pooled row is named `csr-mini:en/s*+top2`, has seed -1
+    and the first seed's run_id (a drill-down opens that seed's queries). Its `ci_low`/`ci_high` stay empty: the
+    spread of seeds is not a CI; the report's two-level (seed × photo) bootstrap is the inference, and per-seed CIs
+    remain in the unpooled view. Rows of a model with one seed pass through unchanged; rows differing in any other
+    column (a page's `run_set`, K, language...) never pool, so a scratch run never joins a published arm.
+    """
+    if rows.empty:
+        return rows.assign(value_sd=pd.Series(dtype=float), n_seeds=pd.Series(dtype=int))
+    model = rows["model"].astype(str)
+    frame = rows.assign(_arm_model=model.str.replace(_SEED, "/s*", regex=True),
+                        _seed=model.str.extract(_SEED, expand=False))
+    keys = [c for c in rows.columns if c not in _NOT_KEYS] + ["_arm_model"]
+    n_seeds = frame.groupby(keys, dropna=False, sort=False)["_seed"].transform("nunique")
+    single = (n_seeds <= 1).to_numpy()
+    kept = rows[single].assign(value_sd=float("nan"), n_seeds=1)
+    multi = frame[~single]
+    if multi.empty:
+        return kept
+    pooled = multi.groupby(keys, dropna=False, sort=False).agg(
+        value=("value", "mean"), value_sd=("value", "std"), n_seeds=("_seed", "nunique"),
+        n_queries=("n_queries", "first"), run_id=("run_id", "min"),
+        seeds=("_seed", lambda s: ",".join(sorted(set(s), key=int))),
+        notes=("note", lambda s: "; ".join(sorted({str(x) for x in s if x})))).reset_index()
+    pooled["note"] = [f"mean of {n} seeds ({seeds}), sd {sd:.1f}" + (f"; {notes}" if notes else "")
+                      for n, seeds, sd, notes in zip(pooled["n_seeds"], pooled["seeds"], pooled["value_sd"],
+                                                     pooled["notes"])]
+    pooled = pooled.assign(model=pooled["_arm_model"], seed=-1, ci_low=float("nan"), ci_high=float("nan"))
+    columns = [*rows.columns, "value_sd", "n_seeds"]
+    return pd.concat([kept[columns], pooled[[c for c in columns if c in pooled.columns]]], ignore_index=True)
+
+
+SCRATCH_RUN_SET = "scratch"
+UNLABELLED_RUN_SET = "(no run set)"
+
+
+def run_sets(manifests: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+    """run_id → the run set its params name (the experiment's, `scratch` for the Run/Fine-tuning pages' quick runs);
+    runs from before run sets existed are `UNLABELLED_RUN_SET`. Pages filter by it so scratch runs never mix into
+    published evidence unless chosen."""
+    return {str(m["run_id"]): str((m.get("params") or {}).get("run_set") or UNLABELLED_RUN_SET) for m in manifests}

@@ -75,6 +75,9 @@ def _num(value: Any) -> float:
 
 
 # ---- heatmaps ----------------------------------------------------------------------------------------------------
+MAX_HEATMAP_ROWS = 30  # rows a heatmap page shows by default (readable at 1440×900); the rest one choice away
+
+
 def heatmap(table: pd.DataFrame, x: str, y: str, *, value: str = "value", title: str = "", value_label: str = "R@K %",
             zmin: float | None = 0.0, zmax: float | None = 100.0, fmt: str = ".1f", x_order: Sequence | None = None,
             y_order: Sequence | None = None, colorscale: str = SEQUENTIAL) -> Chart:
@@ -83,7 +86,7 @@ def heatmap(table: pd.DataFrame, x: str, y: str, *, value: str = "value", title:
     if table[[x, y]].duplicated().any():
         dup = table[table[[x, y]].duplicated(keep=False)].iloc[0]
         raise DataError(f"heatmap: two rows for cell ({y}={dup[y]!r}, {x}={dup[x]!r}); pick one run/arm per row first")
-    cols = [c for c in (y, x, value, "ci_low", "ci_high", "n_queries") if c in table.columns]
+    cols = [c for c in (y, x, value, "ci_low", "ci_high", "n_queries", "n_seeds", "value_sd") if c in table.columns]
     tidy = table[cols].reset_index(drop=True)
     if tidy.empty:
         return _empty(title, tidy)
@@ -97,13 +100,15 @@ def heatmap(table: pd.DataFrame, x: str, y: str, *, value: str = "value", title:
         return wide.to_numpy(dtype=float)
 
     z = grid(value)
-    custom = np.dstack([grid("ci_low"), grid("ci_high"), grid("n_queries")])
+    custom = np.dstack([grid("ci_low"), grid("ci_high"), grid("n_queries"), grid("n_seeds"), grid("value_sd")])
     fig = px.imshow(z, x=[str(v) for v in xs], y=[str(v) for v in ys], text_auto=fmt, aspect="auto",
                     color_continuous_scale=colorscale, zmin=zmin, zmax=zmax,
                     labels=dict(x=x, y=y, color=value_label))
     fig.update_traces(customdata=custom, hovertemplate=(
         f"{y}=%{{y}}<br>{x}=%{{x}}<br>{value_label} %{{z:{fmt}}}"
-        "<br>95% CI [%{customdata[0]:.1f}, %{customdata[1]:.1f}]<br>n=%{customdata[2]}<extra></extra>"))
+        "<br>95% CI [%{customdata[0]:.1f}, %{customdata[1]:.1f}]<br>n=%{customdata[2]}"
+        + ("<br>mean of %{customdata[3]} seeds, sd %{customdata[4]:.1f}" if "n_seeds" in tidy.columns else "")
+        + "<extra></extra>"))
     fig.update_layout(title=title, height=max(280, 90 + 42 * len(ys)), margin=dict(l=10, r=10, t=80, b=10))
     fig.update_xaxes(side="top", type="category", title=None)
     fig.update_yaxes(type="category")
@@ -383,7 +388,8 @@ def recall_table(rows: pd.DataFrame, k: int, *, by: str = "series", lang: str = 
     out = part.assign(**{lang: caption_lang(part).to_numpy()})
     if by == "series" and "series" not in out.columns:
         out = out.assign(series=series_labels(out).to_numpy())
-    return out[[by, lang, "value", "ci_low", "ci_high", "n_queries", "run_id"]].reset_index(drop=True)
+    pooled = [c for c in ("value_sd", "n_seeds") if c in out.columns]  # seed-pooled rows (pool_seeds)
+    return out[[by, lang, "value", "ci_low", "ci_high", "n_queries", "run_id", *pooled]].reset_index(drop=True)
 
 
 def cross_table(rows: pd.DataFrame, k: int) -> pd.DataFrame:

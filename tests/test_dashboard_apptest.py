@@ -807,3 +807,80 @@ def test_finetune_page_pools_the_experiments_seeds_and_keeps_its_runs_out_of_sin
     assert "`None`" not in text_of(at)
     # experiment runs are not single runs: no single-run comparison is drawn from them
     assert not [c for c in charts(at) if "per language (95% CI; * Holm" in str(c["layout"].get("title"))]
+
+
+# ---- arms, not runs: seed pooling and run sets -------------------------------------------------------------------
+def _seeded_store(root, runs: list[tuple[str, str, float]]):
+    """One monolingual t2i R@10 row per (model, run_set, value) in a fresh store."""
+    from csr_core.results import ResultsStore, build_manifest, make_rows
+
+    store = ResultsStore(root)
+    for model, run_set, value in runs:
+        seed = int(model.split("/s")[1].split("+")[0])
+        rows = make_rows([dict(source="ours", model=model, dataset="flickr8k-multi30k", split="test",
+                               setting="monolingual", query_lang=lang, doc_lang="img", direction="t2i",
+                               metric="recall", k=10, value=value + shift, n_queries=100, ci_low=value + shift - 5,
+                               ci_high=value + shift + 5, train_arm="en", seed=seed)
+                          for lang, shift in (("en", 0.0), ("de", -4.0))])
+        store.write_run(rows, build_manifest({"model": model, "run_set": run_set, "seed": seed}))
+    return store
+
+
+def test_pool_seeds_gives_one_row_per_arm_with_mean_sd_and_seeds(tmp_path):
+    store = _seeded_store(tmp_path / "r", [("csr-mini:en/s0+top2", "experiment-2", 10.0),
+                                           ("csr-mini:en/s1+top2", "experiment-2", 20.0),
+                                           ("csr-mini:en/s2+top2", "experiment-2", 30.0),
+                                           ("csr-mini:blcs-de/s0", "experiment-2", 50.0)])
+    rows = store.load()
+    pooled = ds.pool_seeds(rows).set_index(["model", "query_lang"])
+    arm = pooled.loc[("csr-mini:en/s*+top2", "de")]
+    assert arm["value"] == pytest.approx(16.0) and arm["value_sd"] == pytest.approx(10.0)
+    assert arm["n_seeds"] == 3 and arm["seed"] == -1 and np.isnan(arm["ci_low"])
+    assert arm["note"].startswith("mean of 3 seeds (0,1,2), sd 10.0")
+    assert arm["run_id"] == min(rows.loc[rows["model"].str.startswith("csr-mini:en/"), "run_id"])
+    single = pooled.loc[("csr-mini:blcs-de/s0", "en")]  # one seed: passes through with its own CI
+    assert single["value"] == 50.0 and single["ci_low"] == 45.0 and single["n_seeds"] == 1
+    assert len(pooled) == 4
+    sets = ds.run_sets(store.runs())
+    assert set(sets.values()) == {"experiment-2"} and set(sets) == set(rows["run_id"])
+
+
+def test_heatmap_pools_seeds_and_leaves_scratch_runs_out_by_default(tmp_path, monkeypatch):
+    """A scratch run (Run eval / Fine-tuning pages) of the same arm must not change the published arm's numbers."""
+    root = tmp_path / "results"
+    _seeded_store(root, [("csr-mini:en/s0+top2", "experiment-2", 10.0), ("csr-mini:en/s1+top2", "experiment-2", 20.0),
+                         ("csr-mini:en/s2+top2", "experiment-2", 30.0), ("csr-mini:en/s3+top2", "scratch", 90.0)])
+    monkeypatch.setenv("CSR_RESULTS_DIR", str(root))
+    monkeypatch.setenv("CSR_CACHE_DIR", str(tmp_path / "cache"))
+    at = app("app_pages/heatmaps.py")
+    assert widget(at, "multiselect", "hm_run_sets").value == ["experiment-2"]
+    spec = chart_titled(at, "seeds pooled")
+    assert spec["data"][0]["y"] == ["csr-mini:en/s*+top2 · en"]
+    assert arr(spec["data"][0]["z"]).tolist() == [[20.0, 16.0]]  # en, de: mean of the three published seeds
+    assert "mean of %{customdata[3]} seeds" in spec["data"][0]["hovertemplate"]
+    widget(at, "multiselect", "hm_run_sets").set_value(["experiment-2", "scratch"])
+    rerun(at)
+    both = chart_titled(at, "seeds pooled")["data"][0]
+    # chosen, it is shown as its own row, never pooled into the published arm
+    assert dict(zip(both["y"], arr(both["z"]).tolist())) == {"csr-mini:en/s*+top2 · en": [20.0, 16.0],
+                                                              "csr-mini:en/s3+top2 · en": [90.0, 86.0]}
+    widget(at, "toggle", "hm_pool").set_value(False)
+    rerun(at)
+    unpooled = chart_titled(at, "monolingual · t2i")
+    assert len(unpooled["data"][0]["y"]) == 4 and "seeds pooled" not in json.dumps(unpooled["layout"]["title"])
+
+
+def test_a_heatmap_with_many_rows_shows_a_capped_choosable_set(tmp_path, monkeypatch):
+    from csr_core.viz import MAX_HEATMAP_ROWS as MAX_ROWS
+
+    root = tmp_path / "results"
+    _seeded_store(root, [(f"csr-mini:arm{i:02d}/s0", "mine", 10.0 + i) for i in range(MAX_ROWS + 5)])
+    monkeypatch.setenv("CSR_RESULTS_DIR", str(root))
+    monkeypatch.setenv("CSR_CACHE_DIR", str(tmp_path / "cache"))
+    at = app("app_pages/heatmaps.py")
+    rows_widget = widget(at, "multiselect", "hm_rows")
+    assert len(rows_widget.options) == MAX_ROWS + 5 and len(rows_widget.value) == MAX_ROWS
+    assert len(chart_titled(at, "monolingual · t2i")["data"][0]["y"]) == MAX_ROWS
+    rows_widget.set_value(rows_widget.options[:3])
+    rerun(at)
+    assert len(chart_titled(at, "monolingual · t2i")["data"][0]["y"]) == 3
