@@ -10,6 +10,7 @@ import streamlit as st
 
 from csr_core import viz
 from csr_core.errors import CSRError
+from csr_core.glossary import explain
 from csr_core.dashboard_state import SCRATCH_RUN_SET, Param, pick, pool_seeds, query_table, run_sets
 from csr_core.settings import SETTING_NAMES, SETTINGS
 from app_pages._ui import (empty_results_message, load_ranks, load_rows, load_runs, notes_of, publish_to_url,
@@ -58,11 +59,12 @@ spec = SETTINGS[setting]
 part = part[part["setting"] == setting]
 directions = [d for d in ("t2i", "i2t", "t2t") if d in set(part["direction"])]
 valid_choice("hm_direction", directions, pick("t2i", directions))
-direction = c3.selectbox("Direction", directions, key="hm_direction")
+direction = c3.selectbox("Direction", directions, key="hm_direction",
+                         help=" ".join(f"{d}: {explain(d)}" for d in ("t2i", "i2t", "t2t")))
 part = part[part["direction"] == direction]
 ks = sorted(int(k) for k in part["k"].unique())
 valid_choice("hm_k", ks, pick(10, ks))
-k = int(c4.selectbox("K", ks, key="hm_k"))
+k = int(c4.selectbox("K", ks, key="hm_k", help=explain("R@K")))
 has_refs = bool((part["source"] != "ours").any())
 st.session_state.setdefault("hm_refs", True)
 show_refs = c5.checkbox("References", key="hm_refs", disabled=not has_refs,

@@ -6,6 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from csr_core import viz
+from csr_core.glossary import GLOSSARY, explain
 from csr_core.dashboard_state import Param, pick
 from csr_core.results import caption_lang
 from app_pages._ui import (empty_results_message, load_experiment_report, load_rows, load_runs, notes_of,
@@ -81,7 +82,8 @@ else:
     directions = [d for d in ("t2i", "i2t") if d in set(part["direction"])]
     valid_choice("ov_direction", directions, pick("t2i", directions))
     direction = h2.radio("Direction", directions, key="ov_direction", horizontal=True,
-                         format_func=lambda d: {"t2i": "text → image", "i2t": "image → text"}[d])
+                         format_func=lambda d: {"t2i": "text → image", "i2t": "image → text"}[d],
+                         help=f"t2i: {explain('t2i')} i2t: {explain('i2t')}")
     part = part[part["direction"] == direction]
     # the headline is a comparison, not an inventory: by default EN-only vs ML-CS (seed 0) per base model
     series = sorted(part["series"].unique())
@@ -94,7 +96,7 @@ else:
     part = part[part["series"].isin(chosen)] if chosen else part
     ks = sorted(int(k) for k in part["k"].unique())
     valid_choice("ov_k", ks, pick(10, ks))
-    k = h3.selectbox("K", ks, key="ov_k")
+    k = h3.selectbox("K", ks, key="ov_k", help=explain("R@K"))
     table = viz.recall_table(part, k)
     order = ["en"] + sorted(set(table["lang"]) - {"en"})
     chart = viz.recall_bars(table, k=k, title=f"{dataset}: R@{k} ({direction}) per language, 95% CI")
@@ -126,6 +128,10 @@ if len(refs):
     summary = refs.groupby("source").agg(models=("model", "nunique"), datasets=("dataset", "nunique"),
                                          rows=("value", "size")).reset_index()
     st.dataframe(summary, key="ov_refs", hide_index=True)
+
+with st.expander("Notation: R@K, directions, gallery, arms, seeds, model names", expanded=False):
+    st.dataframe(pd.DataFrame({"term": list(GLOSSARY), "meaning": list(GLOSSARY.values())}), key="ov_glossary",
+                 hide_index=True)
 
 st.subheader("Where next")
 l1, l2, l3, l4, l5 = st.columns(5)

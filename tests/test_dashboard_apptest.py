@@ -884,3 +884,17 @@ def test_a_heatmap_with_many_rows_shows_a_capped_choosable_set(tmp_path, monkeyp
     rows_widget.set_value(rows_widget.options[:3])
     rerun(at)
     assert len(chart_titled(at, "monolingual · t2i")["data"][0]["y"]) == 3
+
+
+def test_overview_explains_its_notation_in_a_glossary_and_tooltips(results):
+    from csr_core.glossary import GLOSSARY, explain
+
+    at = app()
+    glossary = frame(at, "term", "meaning")
+    assert list(glossary["term"]) == list(GLOSSARY) and glossary["meaning"].str.len().min() > 40
+    for term in ("R@K", "t2i", "i2t", "t2t", "gallery", "arm", "seed", "model name"):
+        assert term in GLOSSARY
+    assert widget(at, "selectbox", "ov_k").help == explain("R@K")
+    assert "t2i: text → image" in widget(at, "radio", "ov_direction").help
+    heatmaps = app("app_pages/heatmaps.py")
+    assert widget(heatmaps, "selectbox", "hm_k").help == explain("R@K")
