@@ -88,6 +88,8 @@ with col_in:
     source = st.radio("Caption from", ("a dataset", "my own text"), key="cs_input", horizontal=True)
     captions: list[str] = []
     caption_ids: list[str] = []
+    caption_rows: list[int] = []  # image row of each English caption (photo and human translations beside it)
+    data = None
     ds_name = split = ""
     if names:
         d1, d2 = st.columns(2)
@@ -100,6 +102,7 @@ with col_in:
             if "en" in data.languages:
                 flat = data.flat("en")
                 captions, caption_ids = flat.texts, flat.caption_ids
+                caption_rows = [int(i) for i in flat.caption_image]
             else:
                 st.warning(f"{ds_name}/{split} has no English captions to switch.")
         except CSRError as error:
@@ -108,6 +111,7 @@ with col_in:
         st.info("No dataset is available here (set CSR_DATA_DIR); type a caption instead.")
 
     text = ""
+    pick_index = None
     if source == "a dataset" and captions:
         query = st.text_input("Search captions", key="cs_filter", placeholder="e.g. dog, red shirt")
         needle = query.lower()
@@ -200,7 +204,7 @@ if lexicons:
 else:
     st.info("Choose at least one lexicon to switch captions.")
 
-from csr_core.codeswitch import lang_colors  # noqa: E402
+from csr_core.codeswitch import bidi_isolated, lang_colors  # noqa: E402
 
 colors = lang_colors(list(lexicons))
 if switcher is not None and text.strip():
@@ -213,15 +217,39 @@ if switcher is not None and text.strip():
     left.html(f'<div style="font-size:1.15em;line-height:1.8">{original_html}</div>')
     right.markdown("**Code-switched**")
     right.html(f'<div style="font-size:1.15em;line-height:1.8">{switched_text_html}</div>')
-    m1, m2, m3 = st.columns(3)
-    m1.metric("Switch ratio (content words)", f"{result.switch_ratio:.0%}")
-    m2.metric("Words switched", f"{result.n_switched} / {result.n_tokens}")
-    m3.metric("Languages used", ", ".join(result.langs_used) or "—")
+    from csr_core.codeswitch import switch_facts
+
+    facts = switch_facts(result)
+    m1, m2, m3, m4 = st.columns(4)
+    m1.metric("Switch ratio (content words)", f"{result.switch_ratio:.0%}",
+              help=f"{facts.n_switched_content} of {facts.n_content} content words; stopwords may switch too "
+                   f"({facts.n_switched_words} of {facts.n_words} words in all) but are not counted")
+    m2.metric("Content words switched", f"{facts.n_switched_content} / {facts.n_content}")
+    m3.metric("Unchanged by the lexicon", facts.n_identity,
+              help="Replacements identical to their source word (identity pairs such as rainbow → rainbow): "
+                   "switched, but the caption does not change there")
+    m4.metric("Phrases matched" if mode == "multiword" else "Languages used",
+              facts.n_phrases if mode == "multiword" else (", ".join(result.langs_used) or "—"))
+    with st.expander(f"Stopwords ({len(switcher.stopwords)}; left out of the ratio)", expanded=False):
+        st.write(", ".join(sorted(switcher.stopwords)))
     st.dataframe(_language_table(switcher.language_stats([result])), key="cs_caption_langs", hide_index=True)
     legend = " ".join(f'<mark style="background:{c};padding:0 4px">{lang}</mark>' for lang, c in colors.items())
     st.html(f"<div>Colours: {legend}</div>")
 elif switcher is not None:
     st.info("Pick or type a caption.")
+
+if data is not None and pick_index is not None and caption_rows:
+    from csr_core.datasets.types import PROVENANCE_LABELS
+
+    photo_row = caption_rows[pick_index]
+    st.subheader(f"Photo {data.image_ids[photo_row]} and its captions in every language")
+    p1, p2 = st.columns([1, 2])
+    if data.image_paths is not None and data.image_paths[photo_row].is_file():
+        p1.image(str(data.image_paths[photo_row]), width=320)
+    human = pd.DataFrame([{"lang": lang, "provenance": PROVENANCE_LABELS.get(data.provenance.get(lang, ""), ""),
+                           "caption": bidi_isolated(caption)}
+                          for lang in data.languages for caption in data.captions[lang][photo_row]])
+    p2.dataframe(human, key="cs_human", hide_index=True)
 
 # ---- lexicon statistics ------------------------------------------------------------------------------------------
 if lexicons:
@@ -260,7 +288,8 @@ if switcher is not None and captions:
     st.metric("Corpus switch ratio", f"{corpus_switch_ratio(results):.1%}")
     st.markdown("**Per language**")
     st.dataframe(_language_table(switcher.language_stats(results)), key="cs_split_langs", hide_index=True)
-    st.dataframe(bulk, key="cs_bulk", hide_index=True, height=300)
+    st.dataframe(bulk.assign(switched=bulk["switched"].map(bidi_isolated)), key="cs_bulk", hide_index=True,
+                 height=300)  # RTL runs isolated on screen only; the CSV keeps the text as switched
     st.download_button("CSV", bulk.to_csv(index=False).encode("utf-8"), key="cs_bulk_csv",
                        file_name=f"codeswitch_{ds_name}_{split}_{mode}_{'-'.join(lexicons)}_p{p:g}_s{seed}.csv",
                        mime="text/csv")

@@ -21,6 +21,7 @@ are reused for every p (switched sets grow monotonically with p at a fixed seed)
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import html
 import math
@@ -29,6 +30,7 @@ import sys
 import unicodedata
 from array import array
 from collections import Counter
+from dataclasses import dataclass
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
@@ -282,6 +284,11 @@ class CodeSwitcher:
         self._single = self.mode in ("bl", "dictionary")  # one language: cache translations, not per-language tuples
 
     # ---- public API ------------------------------------------------------------------------------------------------
+
+    @property
+    def stopwords(self) -> frozenset[str]:
+        """The source-language stopwords left out of the switch ratio (the explorer lists them)."""
+        return frozenset(self._stop)
 
     @property
     def params(self) -> dict[str, Any]:
@@ -546,3 +553,42 @@ def _check_langs(langs: Sequence[str] | str | None, by_lang: Mapping[str, Lexico
         hint = "use mode='ml' for several languages" if mode == "bl" else "translate into one language at a time"
         raise CSRError(f"{mode} mode switches into exactly one language, got {', '.join(chosen)}: {hint}")
     return tuple(chosen)
+
+
+# ---- what the explorer reports about one switched caption -------------------------------------------------------
+@dataclass(frozen=True)
+class SwitchFacts:
+    """Counts that agree with `SwitchedText.switch_ratio` (content words), plus what a reader should not miss:
+    replacements identical to their source (a lexicon's identity pairs: *rainbow → rainbow*) and, in multiword
+    mode, how many phrases switched as one unit."""
+
+    n_content: int
+    n_switched_content: int
+    n_words: int
+    n_switched_words: int
+    n_identity: int
+    n_phrases: int
+
+
+def switch_facts(result: SwitchedText) -> SwitchFacts:
+    spans = result.spans
+    return SwitchFacts(
+        n_content=result.n_content, n_switched_content=result.n_switched_content,
+        n_words=result.n_tokens, n_switched_words=result.n_switched,
+        n_identity=sum(s.replacement.casefold() == s.source.casefold() for s in spans),
+        n_phrases=sum(len(s.source.split()) > 1 for s in spans))
+
+
+@functools.lru_cache(maxsize=1)
+def _rtl_run():
+    import regex
+
+    rtl = r"\p{Bidi_Class=R}\p{Bidi_Class=AL}"
+    return regex.compile(rf"[{rtl}](?:[{rtl}\p{{M}}\s]*[{rtl}\p{{M}}])?")
+
+
+def bidi_isolated(text: str) -> str:
+    """`text` with each run of right-to-left words (Arabic, Hebrew…) wrapped in Unicode isolates (FSI … PDI), so a
+    table cell mixing English and Arabic keeps both in reading order (an HTML view uses `<bdi>`; a dataframe cell
+    cannot). Text without RTL characters is returned unchanged."""
+    return _rtl_run().sub(lambda m: f"\u2068{m.group(0)}\u2069", text)

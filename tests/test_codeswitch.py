@@ -585,3 +585,23 @@ def test_cli_entry_point_reads_stdin(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "csr_core", "codeswitch", "--lexicon", str(lexicon), "--p", "2"],
                          input="A dog.\n", capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "p must be in [0, 1]" in bad.stderr
+
+
+def test_switch_facts_count_identity_replacements_and_phrases():
+    from csr_core.codeswitch import switch_facts
+
+    lexicon = Lexicon({"rainbow": ["rainbow"], "dog": ["Hund"], "red shirt": ["rotes Hemd"]}, src="en", tgt="de")
+    bl = CodeSwitcher({"de": lexicon}, mode="bl", p=1.0, seed=0).switch("A dog under a rainbow")
+    facts = switch_facts(bl)
+    assert (facts.n_switched_content, facts.n_identity, facts.n_phrases) == (2, 1, 0)
+    assert facts.n_switched_content / facts.n_content == pytest.approx(bl.switch_ratio)
+    phrases = CodeSwitcher({"de": lexicon}, mode="multiword", p=1.0, seed=0).switch("A man in a red shirt")
+    assert switch_facts(phrases).n_phrases == 1 and "rotes Hemd" in phrases.text
+
+
+def test_bidi_isolated_wraps_each_rtl_run_and_nothing_else():
+    from csr_core.codeswitch import bidi_isolated
+
+    assert bidi_isolated("a dog runs") == "a dog runs"
+    assert bidi_isolated("a كلب صغير runs by a بحر") == "a \u2068كلب صغير\u2069 runs by a \u2068بحر\u2069"
+    assert bidi_isolated("שלום world") == "\u2068שלום\u2069 world"

@@ -898,3 +898,44 @@ def test_overview_explains_its_notation_in_a_glossary_and_tooltips(results):
     assert "t2i: text → image" in widget(at, "radio", "ov_direction").help
     heatmaps = app("app_pages/heatmaps.py")
     assert widget(heatmaps, "selectbox", "hm_k").help == explain("R@K")
+
+
+def test_codeswitch_explorer_shows_the_photo_translations_and_consistent_counts(shared_data):
+    from csr_core.codeswitch import CodeSwitcher, bidi_isolated, switch_facts
+    from csr_core.datasets import load_dataset
+    from csr_core.lexicon import load_muse
+
+    at = app("app_pages/codeswitch.py")
+    widget(at, "slider", "cs_p").set_value(1.0)
+    rerun(at)
+    data = load_dataset("flickr8k-multi30k", "test")
+    flat = data.flat("en")
+    index = widget(at, "selectbox", "cs_pick").value
+    row = int(flat.caption_image[index])
+    human = frame(at, "lang", "provenance", "caption")
+    expected = [(lang, bidi_isolated(c)) for lang in data.languages for c in data.captions[lang][row]]
+    assert list(zip(human["lang"], human["caption"])) == expected  # every language's human captions, this photo
+    assert "ar" not in data.languages or human.loc[human["lang"] == "ar", "caption"].str.startswith("\u2068").all()
+    assert at.image and str(data.image_ids[row]) in text_of(at) + " ".join(s.value for s in at.subheader)
+    facts = switch_facts(CodeSwitcher({"de": load_muse("de")}, mode="bl", p=1.0, seed=0).switch(flat.texts[index]))
+    shown = {m.label: m.value for m in at.metric}
+    assert shown["Content words switched"] == f"{facts.n_switched_content} / {facts.n_content}"
+    assert shown["Switch ratio (content words)"] == f"{facts.n_switched_content / facts.n_content:.0%}"
+    assert shown["Unchanged by the lexicon"] == str(facts.n_identity)
+    assert any(e.label.startswith("Stopwords (") for e in at.expander)
+
+
+def test_codeswitch_table_isolates_arabic_runs(shared_data):
+    from csr_core.lexicon import available_muse
+
+    if "ar" not in available_muse():
+        pytest.skip("no MUSE en-ar dictionary here")
+    at = app("app_pages/codeswitch.py")
+    widget(at, "multiselect", "cs_langs").set_value(["ar"])
+    widget(at, "slider", "cs_p").set_value(1.0)
+    rerun(at)
+    table = frame(at, "caption_id", "switched")
+    arabic = table["switched"].str.contains("[\u0600-\u06ff]", regex=True)
+    assert arabic.mean() > 0.5
+    assert table.loc[arabic, "switched"].str.contains("\u2068").all()  # each RTL run in an isolate
+    assert not table.loc[~arabic, "switched"].str.contains("\u2068").any()
