@@ -88,6 +88,11 @@ except CSRError as error:
     st.stop()
 st.caption(f"{len(data)} images · languages {', '.join(data.languages)}" + (" · text-only here" if data.text_only
                                                                              else ""))
+if split != "test":
+    st.warning(f"You are evaluating on the **{split}** split. Models fine-tuned here (csr-mini arms) were trained "
+               "on the train photos and chose their best step on val, so their numbers there are not test numbers; "
+               "the leakage guard refuses heads trained on the photos you evaluate. Use `test` for anything you "
+               "compare with published results.")
 valid_choice("run_langs", data.languages, [lang for lang in ("en", "de", "fr", "cs") if lang in data.languages])
 langs = st.multiselect("Languages", data.languages, key="run_langs")
 allowed = [s for s in SETTING_NAMES if not (data.text_only and s in IMAGE_SETTINGS)]

@@ -939,3 +939,13 @@ def test_codeswitch_table_isolates_arabic_runs(shared_data):
     assert arabic.mean() > 0.5
     assert table.loc[arabic, "switched"].str.contains("\u2068").all()  # each RTL run in an isolate
     assert not table.loc[~arabic, "switched"].str.contains("\u2068").any()
+
+
+def test_run_page_warns_before_an_eval_on_a_training_split(shared_data):
+    at = app("app_pages/run_eval.py")
+    assert not any("split. Models fine-tuned" in w.value for w in at.warning)  # test split: no warning
+    splits = widget(at, "selectbox", "run_split").options
+    assert "train" in splits
+    widget(at, "selectbox", "run_split").set_value("train")
+    rerun(at)
+    assert any("**train** split" in w.value and "not test numbers" in w.value for w in at.warning)
