@@ -17,17 +17,22 @@ COMMAND_MODULES: tuple[str, ...] = ("eval", "codeswitch", "finetune", "experimen
                                    "gaps")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The CLI's parser. Given `argv`, only the chosen command's arguments are built: some commands' arguments come
+    from config classes whose modules import torch, which a warm `eval` never needs."""
     parser = argparse.ArgumentParser(
         prog="python -m csr_core",
         description="CSR Lab: code-switched cross-lingual image-text retrieval. Each command has its own --help.",
     )
     parser.add_argument("--debug", action="store_true", help="show the Python traceback of an error")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module_name in COMMAND_MODULES:
-        module = importlib.import_module(f"csr_core.commands.{module_name}")
+    modules = [importlib.import_module(f"csr_core.commands.{name}") for name in COMMAND_MODULES]
+    names = {module.NAME for module in modules}
+    chosen = next((a for a in argv if a in names), None) if argv is not None else None
+    for module in modules:
         sub = subparsers.add_parser(module.NAME, help=module.HELP, description=module.__doc__)
-        module.add_arguments(sub)
+        if chosen is None or module.NAME == chosen:
+            module.add_arguments(sub)
         sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                          help="show the Python traceback of an error")
         sub.set_defaults(_run=module.run)
@@ -44,7 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     """Run one command. Every failure is one `error:` line and exit code 2 (the project's own errors say what to
     fix; anything else is reported with its type, `--debug` shows the traceback); Ctrl-C is exit 130 with nothing
     written (results are written atomically, so a cancelled run leaves none behind)."""
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     if not getattr(args, "_run", None):
         parser.print_help()

@@ -156,8 +156,12 @@ def run_evaluation(
         dataset = dataset.subset(config.max_images)
     _check_ks(config, dataset)
     duplicates = _guard_duplicate_images(dataset, allow=allow_duplicate_images)
+    loaded_here = encoder is None
     if encoder is None:
-        encoder = load_encoder(config.model)
+        from csr_core.encoders import memo
+
+        # a model built before is known by its remembered fingerprint: built again only if a vector is not cached
+        encoder = memo.lazy_encoder(config.model, lambda: load_encoder(config.model)) or load_encoder(config.model)
     leakage = _guard_leakage(config, encoder, dataset)
 
     context = _EvalContext(config, encoder, dataset, ticker)
@@ -173,6 +177,10 @@ def run_evaluation(
         records.extend(setting_records)
         rank_frames.extend(setting_ranks)
 
+    if loaded_here:  # never for an encoder the caller built: it need not be what config.model names
+        from csr_core.encoders import memo
+
+        memo.remember(config.model, encoder)  # the next warm run of this model skips building it
     rows = make_rows(records)
     ranks = pd.concat(rank_frames, ignore_index=True) if rank_frames else pd.DataFrame()
     ticker.check()
