@@ -211,6 +211,9 @@ class _Page:
     banner: str = ""
 
 
+TOWERS_RUN_SET = "experiment-2-towers"
+
+
 def page(run_set: str) -> _Page:
     """The report page of a run set: experiment 2 is the results README; experiment 1 (run set "") its own page."""
     if run_set == MAIN_RUN_SET:
@@ -282,14 +285,19 @@ def render(report: DesignReport) -> str:
     for t in report.towers:
         lines += _tower_sections(t, report.design_seeds)
     lines += ["## Other shipped evidence", ""]
+    up = "../" * page(report.run_set).readme.count("/")  # links are relative to this page's folder
     if report.run_set != MAIN_RUN_SET:
-        lines.append("- [README.md](README.md): experiment 2, the close-vs-distant design that supersedes this one.")
+        lines.append(f"- [README.md]({up}README.md): experiment 2, the close-vs-distant design (heads only, 5 seeds).")
+    if report.run_set != TOWERS_RUN_SET:
+        lines.append(f"- [experiment-2-towers]({up}experiment-2-towers/README.md): its main arms with the text "
+                     "tower's top 2 layers trained too (3 seeds); `python -m csr_core experiment --design "
+                     "experiment-2-towers --report-only`.")
     if report.run_set != "":
-        lines.append("- [experiment-1.md](experiment-1.md): the first grid (de/fr/cs, 3 seeds sharing one code-switched "
-                     "text), read with this analysis; `python -m csr_core experiment --design experiment-1 "
-                     "--report-only`.")
-    lines += ["- [distant-languages.md](distant-languages.md): the first grid's seed-0 heads on pt/zh/ar and language "
-              "pairs; `bash results/distant_languages.sh`.", ""]
+        lines.append(f"- [experiment-1.md]({up}experiment-1.md): the first grid (de/fr/cs, 3 seeds sharing one "
+                     "code-switched text), read with this analysis; `python -m csr_core experiment --design "
+                     "experiment-1 --report-only`.")
+    lines += [f"- [distant-languages.md]({up}distant-languages.md): the first grid's seed-0 heads on pt/zh/ar and "
+              "language pairs; `bash results/distant_languages.sh`.", ""]
     return "\n".join(lines).rstrip() + "\n"
 
 
