@@ -474,19 +474,27 @@ class ResultsStore:
         raise AssertionError("unreachable")
 
     def _load(self, include_reference: bool, damaged: dict[str, str] | None) -> pd.DataFrame:
-        frames = []
+        """Fast path: every folder's raw table read and checked (checksum, row count, run_id, source) on its own,
+        then one normalisation of them all (normalising file by file cost 70 % of loading ~400 runs). If that one
+        pass refuses a value, each file is normalised on its own so the error names the file, as before."""
+        import pyarrow as pa
+
+        tables: list[tuple[Path, dict, str, Any]] = []
+
+        def record(folder: Path, error: ResultsError) -> None:
+            if damaged is None or (not isinstance(error, CorruptRun) and not folder.exists()):
+                raise error  # strict, or a folder swapped away mid-read (load() retries)
+            damaged[str(folder.relative_to(self.root))] = str(error)
 
         def read(folder: Path, kind: str) -> None:
             try:
-                frames.append(self._read_rows(folder, self._read_manifest(folder, kind), kind))
-            except CorruptRun as error:
-                if damaged is None:
-                    raise
-                damaged[str(folder.relative_to(self.root))] = str(error)
+                manifest = self._read_manifest(folder, kind)
+                path = folder / _ROWS
+                table = _checked(path, manifest, lambda: _raw_table(path, manifest, kind))
             except ResultsError as error:
-                if damaged is None or not folder.exists():  # a folder swapped away mid-read: let load() retry
-                    raise
-                damaged[str(folder.relative_to(self.root))] = str(error)
+                record(folder, error)
+                return
+            tables.append((folder, manifest, kind, table))
 
         for folder in self._folders(self.runs_dir, damaged):
             read(folder, "run")
@@ -494,10 +502,22 @@ class ResultsStore:
             with self._reference_read_lock():
                 for folder in self._folders(self.reference_dir, damaged):
                     read(folder, "reference")
-        frames = [f for f in frames if len(f)]
-        if not frames:
+        tables = [t for t in tables if t[3].num_rows]
+        if not tables:
             return empty_rows()
-        rows = pd.concat(frames, ignore_index=True)
+        try:
+            frame = pa.concat_tables([t[3] for t in tables], promote_options="permissive").to_pandas()
+            rows = normalise_rows(frame, where=f"{self.root}", fill_defaults=False)
+        except (ResultsError, pa.ArrowException):
+            frames = []
+            for folder, manifest, kind, _ in tables:  # the slow path finds and names the file
+                try:
+                    frames.append(self._parse_rows(folder / _ROWS, manifest, kind))
+                except ResultsError as error:
+                    record(folder, error)
+            if not frames:
+                return empty_rows()
+            rows = pd.concat(frames, ignore_index=True)
         for column in STRING_COLUMNS:
             rows[column] = rows[column].astype(str)
         return rows[list(ROW_COLUMNS)]
@@ -623,6 +643,35 @@ def _write_json(data: dict, path: Path) -> None:
     with open(path, "w", encoding="utf-8") as handle:
         json.dump(data, handle, indent=2, sort_keys=True, ensure_ascii=False)
         handle.write("\n")
+
+
+def _raw_table(path: Path, manifest: dict, kind: str):
+    """A rows file as a pyarrow table, with the checks that need no normalisation: its row count against the
+    manifest, its run_id column, and whose rows it holds (ours under runs/, references under reference/)."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    if not path.is_file():
+        raise ResultsError(f"{path}: missing — the run folder is incomplete or foreign; remove it")
+    try:
+        table = pq.read_table(path)
+    except Exception as error:  # pyarrow raises several types for a corrupt file; all mean the same to a user
+        raise ResultsError(f"{path}: not a readable parquet file ({type(error).__name__}: {error})") from error
+    names = table.column_names
+    if not set(names) <= set(ROW_COLUMNS):  # a foreign file: the schema's own message names its columns
+        normalise_rows(table.to_pandas(), where=str(path), fill_defaults=False)
+    if manifest.get("n_rows") is not None and manifest["n_rows"] != table.num_rows:
+        raise ResultsError(f"{path}: {table.num_rows} rows but its manifest says {manifest['n_rows']}")
+    if "run_id" in names and table.num_rows and not pc.all(pc.equal(table["run_id"], manifest["run_id"])).as_py():
+        raise ResultsError(f"{path}: run_id column does not match {manifest['run_id']!r}")
+    if "source" in names and table.num_rows:
+        ours = pc.equal(table["source"], OURS)
+        if kind == "run" and not pc.all(ours).as_py():
+            first = table["source"].filter(pc.invert(ours))[0].as_py()
+            raise ResultsError(f"{path}: reference rows inside runs/ (source {first!r})")
+        if kind == "reference" and pc.any(ours).as_py():
+            raise ResultsError(f"{path}: rows with source 'ours' inside reference/")
+    return table
 
 
 def _read_parquet(path: Path) -> pd.DataFrame:

@@ -350,6 +350,18 @@ def _foreign_parquet(run: Path) -> Path:
     return path
 
 
+def _bad_value(run: Path) -> Path:
+    """Right schema and row count, one impossible value: the one-pass load must still name this file."""
+    path = run / "rows.parquet"
+    frame = pd.read_parquet(path)
+    frame.loc[frame.index[0], "value"] = 150.0
+    frame.to_parquet(path)
+    manifest = json.loads((run / "manifest.json").read_text())
+    del manifest["checksums"]  # as a run written before checksums: the bad value itself must be found
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    return path
+
+
 def _missing_manifest(run: Path) -> Path:
     path = run / "manifest.json"
     path.unlink()
@@ -375,6 +387,7 @@ def _renamed_folder(run: Path) -> Path:
         (_bad_json, "line 2: invalid JSON"),
         (_wrong_schema, "schema_version 99"),
         (_foreign_parquet, "unknown column(s) ['score']"),
+        (_bad_value, "percent in [0, 100], got 150.0"),
         (_missing_manifest, "half-written"),
         (_stray_file, "foreign file"),
         (_renamed_folder, "does not match its folder"),
