@@ -7,12 +7,21 @@ All randomness comes from ``np.random.default_rng(seed)``: the same seed gives t
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats as _st
 
 from csr_core.errors import DataError
+
+
+@functools.lru_cache(maxsize=1)
+def _st():
+    """scipy.stats, imported on first use: importing it costs ~1.5 s, and pages that only show stored results
+    (the dashboard's first request) import this module for its types."""
+    from scipy import stats
+
+    return stats
 
 MIN_QUERIES_FOR_STATS = 30
 _BATCH_BYTES = 64 * 2**20  # resample batches stay around this size, whatever the query count
@@ -63,7 +72,7 @@ def bootstrap_ci(hits, seed: int = 0, n_resamples: int = 2000, level: float = 0.
     scale = 100.0 if binary else 1.0
     if np.all(values == values[0]):
         return scale * float(values[0]), scale * float(values[0])
-    res = _st.bootstrap((values,), _mean, n_resamples=int(n_resamples), confidence_level=level, method=method,
+    res = _st().bootstrap((values,), _mean, n_resamples=int(n_resamples), confidence_level=level, method=method,
                         vectorized=True, batch=_batch(len(values)), rng=np.random.default_rng(seed))
     low, high = res.confidence_interval
     return scale * float(low), scale * float(high)
@@ -98,7 +107,7 @@ def paired_test(hits_a, hits_b, method: str = "mcnemar", seed: int = 0, n_resamp
             raise DataError("paired_test: McNemar needs hit/miss (0/1) vectors; use method='permutation' for values")
         only_a = int(np.sum((a == 1) & (b == 0)))
         only_b = int(np.sum((a == 0) & (b == 1)))
-        p = 1.0 if only_a + only_b == 0 else float(_st.binomtest(only_a, only_a + only_b, 0.5).pvalue)
+        p = 1.0 if only_a + only_b == 0 else float(_st().binomtest(only_a, only_a + only_b, 0.5).pvalue)
     elif method == "permutation":
         # Queries where a == b add the same to every permuted statistic, so dropping them leaves the p-value
         # unchanged (the statistic is only rescaled) and makes the test cheaper, and exact more often.
@@ -109,7 +118,7 @@ def paired_test(hits_a, hits_b, method: str = "mcnemar", seed: int = 0, n_resamp
             p = 1.0
         else:
             da, db = a[differ], b[differ]
-            res = _st.permutation_test((da, db), _mean_diff, permutation_type="samples", vectorized=True,
+            res = _st().permutation_test((da, db), _mean_diff, permutation_type="samples", vectorized=True,
                                        n_resamples=int(n_resamples), batch=_batch(len(da)),
                                        alternative="two-sided", rng=np.random.default_rng(seed))
             p = float(res.pvalue)
@@ -211,7 +220,7 @@ def _wald_p(value: float, se: float, df: int) -> float:
     freedom. The bootstrap's tail count cannot go below 1 / n_resamples, which a Holm family of ~100 tests would turn
     into p >= 0.1 for any effect."""
     if se > 0:
-        return float(min(1.0, 2.0 * _st.t.sf(abs(value) / se, df=max(1, df))))
+        return float(min(1.0, 2.0 * _st().t.sf(abs(value) / se, df=max(1, df))))
     return 1.0 if value == 0 else 0.0
 
 
@@ -318,11 +327,11 @@ def equivalence_test(estimate: Estimate, margin: float, draws_level: float = 0.9
     (the larger of the two one-sided p-values, normal approximation with the resampling se)."""
     if not margin > 0:
         raise DataError(f"equivalence margin must be positive, got {margin}")
-    z = _st.norm.ppf(0.5 + draws_level / 2.0)
+    z = _st().norm.ppf(0.5 + draws_level / 2.0)
     low, high = estimate.value - z * estimate.se, estimate.value + z * estimate.se
     if estimate.se > 0:
-        p_lower = float(_st.norm.sf((estimate.value + margin) / estimate.se))  # H0: value <= -margin
-        p_upper = float(_st.norm.cdf((estimate.value - margin) / estimate.se))  # H0: value >= +margin
+        p_lower = float(_st().norm.sf((estimate.value + margin) / estimate.se))  # H0: value <= -margin
+        p_upper = float(_st().norm.cdf((estimate.value - margin) / estimate.se))  # H0: value >= +margin
         p = max(p_lower, p_upper)
     else:
         p = 0.0 if abs(estimate.value) < margin else 1.0
@@ -337,7 +346,7 @@ def minimum_detectable_effect(se: float, alpha: float = 0.05, power: float = 0.8
         raise DataError(f"alpha and power must be in (0, 1), got {alpha}, {power}")
     if not se >= 0:
         raise DataError(f"standard error must be >= 0, got {se}")
-    return float((_st.norm.ppf(1.0 - alpha / 2.0) + _st.norm.ppf(power)) * se)
+    return float((_st().norm.ppf(1.0 - alpha / 2.0) + _st().norm.ppf(power)) * se)
 
 
 def gap_closure(arm_x: float, base_x: float, base_en: float, min_gap: float = 2.0) -> float:
