@@ -147,3 +147,30 @@ def test_bad_arguments_fail_before_any_work(cluster):
         ray_encode_texts(TINY_RANDOM, ["a"], shard_size=0)
     with pytest.raises(CSRError):
         ray_encode_texts(TINY_RANDOM, "one string, not a list")
+
+
+def test_eval_backend_ray_lands_the_same_rows_as_a_local_eval(cluster, tiny, shared_data, tmp_path, monkeypatch,
+                                                              capsys):
+    """`python -m csr_core eval --backend ray`: the same run, its vectors encoded by Ray actors."""
+    from csr_core.cli import main
+    from csr_core.results import KEY_COLUMNS, ResultsStore
+
+    monkeypatch.setenv("CSR_CACHE_DIR", str(tmp_path / "cache-ray"))
+    argv = ["eval", "--model", tiny, "--dataset", "flickr8k-multi30k", "--max-images", "16", "--langs", "en,de",
+            "--quiet"]
+    assert main([*argv, "--backend", "ray", "--workers", "2", "--out", str(tmp_path / "ray")]) == 0
+    assert ray.is_initialized()  # the command used the running cluster and left it running
+    monkeypatch.setenv("CSR_CACHE_DIR", str(tmp_path / "cache-local"))
+    assert main([*argv, "--out", str(tmp_path / "local")]) == 0
+    keys = [c for c in KEY_COLUMNS if c != "run_id"]
+
+    def rows(folder):
+        return ResultsStore(folder).load().drop(columns=["run_id"]).sort_values(keys).reset_index(drop=True)
+
+    remote, local = rows(tmp_path / "ray"), rows(tmp_path / "local")
+    assert len(remote) > 0 and remote[keys].equals(local[keys])
+    np.testing.assert_allclose(remote["value"], local["value"], atol=100 / 16 + 1e-9)  # at most one query apart
+    assert (remote["value"] == local["value"]).mean() > 0.9
+    capsys.readouterr()
+    assert main([*argv, "--workers", "3", "--out", str(tmp_path / "x")]) == 2
+    assert "--workers and --ray-address apply to --backend ray only" in capsys.readouterr().err

@@ -54,6 +54,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "bytes; refused by default: it corrupts Recall@K); the run is labelled")
     parser.add_argument("--out", type=folder_path, default=None, help="results folder (default: results/ or $CSR_RESULTS_DIR)")
     parser.add_argument("--skip-existing", action="store_true", help="do nothing if an identical run exists")
+    parser.add_argument("--backend", choices=("local", "ray"), default="local",
+                        help="encode in this process (default) or sharded over Ray actors: a local Ray of --workers "
+                             "processes, or the cluster at --ray-address (photos must be readable on every node)")
+    parser.add_argument("--workers", type=int, default=2, help="Ray actors for --backend ray (each loads the model)")
+    parser.add_argument("--ray-address", default=None, help="an existing Ray cluster (e.g. ray://head:10001 or auto)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -72,6 +77,19 @@ def run(args: argparse.Namespace) -> int:
     config = config_from_args(EvalConfig, args, dataset_options=options)
     store = ResultsStore(Path(args.out) if args.out else None)
     store.check_writable()  # before any model is built: a file or read-only --out fails now, not after the eval
+    if args.backend == "ray":
+        from csr_core.distributed import ray_available
+        from csr_core.errors import CSRError
+
+        if args.workers < 1:
+            raise CSRError(f"--workers must be >= 1, got {args.workers}")
+        ok, why = ray_available()
+        if not ok:
+            raise CSRError(f"--backend ray: {why}")
+    elif args.workers != 2 or args.ray_address:
+        from csr_core.errors import CSRError
+
+        raise CSRError("--workers and --ray-address apply to --backend ray only")
     key = build_manifest(config.params())["params_key"]
     # --skip-existing holds the params key's lock from the check to the write: of two identical evals started
     # together one runs, the other waits and then skips
@@ -82,10 +100,17 @@ def run(args: argparse.Namespace) -> int:
                 print(f"skipped: identical run already in {store.root}: {', '.join(existing)}")
                 return 0
         progress = None if args.quiet else _TqdmProgress()
+        pool = None
         try:
-            outcome = run_evaluation(config, store=store, progress=progress, cancel=threading.Event(),
+            if args.backend == "ray":
+                from csr_core.distributed import RayEncoderPool
+
+                pool = RayEncoderPool(config.model, args.workers, address=args.ray_address)
+            outcome = run_evaluation(config, encoder=pool, store=store, progress=progress, cancel=threading.Event(),
                                      allow_duplicate_images=args.allow_duplicate_images)
         finally:
+            if pool is not None:
+                pool.close()
             if progress is not None:
                 progress.close()
     print(summary_table(outcome.rows, outcome.languages))
