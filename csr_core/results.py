@@ -30,7 +30,7 @@ import time
 import uuid
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -116,12 +116,12 @@ def _git_state() -> tuple[str, bool | None]:
         return "", None
 
 
-def package_versions() -> dict[str, str | None]:
+def package_versions(names: Sequence[str] = _PACKAGES) -> dict[str, str | None]:
     """Installed versions from package metadata (never imports torch just to ask); None when not installed."""
     import csr_core
 
     versions: dict[str, str | None] = {}
-    for name in _PACKAGES:
+    for name in names:
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:

@@ -18,7 +18,6 @@ import hashlib
 import json
 import os
 import threading
-from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable
 
@@ -55,13 +54,10 @@ def _identity(name: str, opts: dict[str, Any]) -> dict[str, Any] | None:
         except OSError:
             return None  # the loader will name the missing file
         stats.append([str(path.resolve()), st.st_size, st.st_ino, st.st_dev, st.st_mtime_ns, st.st_ctime_ns])
-    versions: dict[str, str | None] = {}
-    for package in _PACKAGES:
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            versions[package] = None
     from csr_core.embed_cache import KEY_VERSION
+    from csr_core.results import package_versions
+
+    versions = package_versions(_PACKAGES)
 
     return {"memo": MEMO_VERSION, "cache_keys": KEY_VERSION, "name": name,
             "options": json.loads(json.dumps(opts, sort_keys=True, default=str)), "files": stats,
