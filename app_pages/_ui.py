@@ -233,6 +233,16 @@ def publish_to_url(schema: Mapping[str, Param], values: Mapping[str, Any]) -> No
         st.query_params.update(encoded)
 
 
+def show_run_set_in_heatmaps(run_set: str) -> None:
+    """After a scratch run, the Heatmaps page includes its run set (left out by default) next to what it showed."""
+    from csr_core.dashboard_state import SCRATCH_RUN_SET, run_sets
+
+    kept = st.session_state.get("_keep_hm_run_sets")
+    if kept is None:
+        kept = sorted({s for s in run_sets(load_runs()).values() if s != SCRATCH_RUN_SET})
+    st.session_state["_keep_hm_run_sets"] = sorted({*kept, run_set})
+
+
 def valid_choice(key: str, options: Sequence[Any], default: Any = None) -> None:
     """Drop a stale widget value (e.g. a dataset that left the results) before the widget is created."""
     if key in st.session_state:

@@ -13,7 +13,8 @@ from csr_core import viz
 from csr_core.dashboard_state import Job, format_duration, pick
 from csr_core.errors import CSRError
 from csr_core.settings import CODE_SWITCHED_SETTINGS, IMAGE_SETTINGS, SETTING_NAMES
-from app_pages._ui import dataset, encoder_pool, model_catalogue, remember, restore, store, valid_choice
+from app_pages._ui import (dataset, encoder_pool, model_catalogue, remember, restore, show_run_set_in_heatmaps,
+                       store, valid_choice)
 
 KEYS = ("run_model", "run_model_custom", "run_dataset", "run_split", "run_langs", "run_settings", "run_ks",
         "run_max_images", "run_seed", "run_cs_modes", "run_cs_ps", "run_cs_langs", "run_resamples", "run_arm")
@@ -202,6 +203,9 @@ def progress_panel() -> None:
         shown = outcome.rows[outcome.rows["metric"] == "recall"][["setting", "query_lang", "doc_lang", "direction",
                                                                    "k", "value", "ci_low", "ci_high", "n_queries"]]
         st.dataframe(shown, key="run_result_rows", hide_index=True)
+        if st.session_state.get("_run_shown_in_heatmaps") != outcome.run_id:  # once per run: the user may undo it
+            st.session_state["_run_shown_in_heatmaps"] = outcome.run_id
+            show_run_set_in_heatmaps("scratch")  # a scratch run: shown there when asked for, never by default
         st.page_link("app_pages/heatmaps.py", label="See it in the heatmaps", icon="🟥")
     elif snap.status == "cancelled":
         st.warning(f"Cancelled after {format_duration(snap.elapsed_s)}: {snap.error}")
