@@ -100,14 +100,16 @@ def heatmap(table: pd.DataFrame, x: str, y: str, *, value: str = "value", title:
         return wide.to_numpy(dtype=float)
 
     z = grid(value)
-    custom = np.dstack([grid("ci_low"), grid("ci_high"), grid("n_queries"), grid("n_seeds"), grid("value_sd")])
+    pooled = "n_seeds" in tidy.columns  # seed-pooled rows (pool_seeds) add the seeds and their sd to the hover
+    channels = ["ci_low", "ci_high", "n_queries"] + (["n_seeds", "value_sd"] if pooled else [])
+    custom = np.dstack([grid(c) for c in channels])
     fig = px.imshow(z, x=[str(v) for v in xs], y=[str(v) for v in ys], text_auto=fmt, aspect="auto",
                     color_continuous_scale=colorscale, zmin=zmin, zmax=zmax,
                     labels=dict(x=x, y=y, color=value_label))
     fig.update_traces(customdata=custom, hovertemplate=(
         f"{y}=%{{y}}<br>{x}=%{{x}}<br>{value_label} %{{z:{fmt}}}"
         "<br>95% CI [%{customdata[0]:.1f}, %{customdata[1]:.1f}]<br>n=%{customdata[2]}"
-        + ("<br>mean of %{customdata[3]} seeds, sd %{customdata[4]:.1f}" if "n_seeds" in tidy.columns else "")
+        + ("<br>mean of %{customdata[3]} seeds, sd %{customdata[4]:.1f}" if pooled else "")
         + "<extra></extra>"))
     fig.update_layout(title=title, height=max(280, 90 + 42 * len(ys)), margin=dict(l=10, r=10, t=80, b=10))
     fig.update_xaxes(side="top", type="category", title=None)
