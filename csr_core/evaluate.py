@@ -380,7 +380,7 @@ class _EvalContext:
 
 
 def _monolingual(ctx: _EvalContext) -> tuple[list[dict], list[pd.DataFrame]]:
-    from csr_core.metrics import first_hit_ranks, mean_recall, recall_at_k
+    from csr_core.metrics import image_text_ranks, mean_recall, recall_at_k
     from csr_core.stats import reliability_note
 
     image_emb = ctx.image_embeddings()
@@ -393,10 +393,9 @@ def _monolingual(ctx: _EvalContext) -> tuple[list[dict], list[pd.DataFrame]]:
             continue
         ctx.ticker.check()
         caption_image = np.asarray(flat.caption_image, dtype=np.int64)
-        t2i = first_hit_ranks(text_emb, image_emb, caption_image, np.arange(len(image_emb)))
-        # image->text: only images that have at least one caption in this language are queries
-        query_images = np.unique(caption_image)
-        i2t = first_hit_ranks(image_emb[query_images], text_emb, query_images, caption_image)
+        # one pass for both directions; image->text: only images with a caption in this language are queries
+        ranks = image_text_ranks(text_emb, image_emb, caption_image)
+        t2i, i2t, query_images = ranks.t2i, ranks.i2t, ranks.query_images
         t2i_fields = dict(setting="monolingual", query_lang=lang, doc_lang="img", direction="t2i")
         i2t_fields: dict[str, Any] = dict(setting="monolingual", query_lang="img", doc_lang=lang, direction="i2t")
         records += ctx.recall_records(t2i, photos=caption_image, **t2i_fields)
@@ -452,7 +451,7 @@ def _cross(ctx: _EvalContext) -> tuple[list[dict], list[pd.DataFrame]]:
 
 
 def _multilingual(ctx: _EvalContext) -> tuple[list[dict], list[pd.DataFrame]]:
-    from csr_core.metrics import first_hit_ranks
+    from csr_core.metrics import image_text_ranks
     from csr_core.stats import reliability_note
 
     image_emb = ctx.image_embeddings()
@@ -467,9 +466,9 @@ def _multilingual(ctx: _EvalContext) -> tuple[list[dict], list[pd.DataFrame]]:
     gallery = np.concatenate(embeddings)
     caption_image = np.concatenate(groups)
     langs_of_arr = np.asarray(langs_of)
-    query_images = np.unique(caption_image)
     ctx.ticker.check()
-    i2t = first_hit_ranks(image_emb[query_images], gallery, query_images, caption_image)
+    ranks = image_text_ranks(gallery, image_emb, caption_image)  # one pass for both directions
+    i2t, t2i, query_images = ranks.i2t, ranks.t2i, ranks.query_images
     i2t_fields: dict[str, Any] = dict(setting="multilingual", query_lang="img", doc_lang="all", direction="i2t")
     records = ctx.recall_records(i2t, **i2t_fields)
     top1 = _top1_indices(image_emb[query_images], gallery)
@@ -478,7 +477,6 @@ def _multilingual(ctx: _EvalContext) -> tuple[list[dict], list[pd.DataFrame]]:
         records.append(ctx.base(setting="multilingual", query_lang="img", doc_lang=lang, direction="i2t",
                                 metric="lang_share", k=1, value=100.0 * float(shares.get(lang, 0.0)),
                                 n_queries=len(query_images), note=reliability_note(len(query_images))))
-    t2i = first_hit_ranks(gallery, image_emb, caption_image, np.arange(len(image_emb)))
     t2i_fields = dict(setting="multilingual", query_lang="all", doc_lang="img", direction="t2i")
     records += ctx.recall_records(t2i, photos=caption_image, **t2i_fields)
     frames = [

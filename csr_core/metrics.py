@@ -12,9 +12,10 @@ sizes. With ``G`` wrong items strictly above the best correct score and ``E`` wr
 answer is "miss" and theirs depends on torch's internal order. Our hits are therefore always a subset of theirs.
 
 Scores are the float32 dot products of the given embeddings (cosine similarity when rows are L2-normalised, as
-CLIP_benchmark does). The matrix is processed in blocks of ``chunk_size`` query rows: memory is one block of
-``chunk_size x n_gallery`` float32 plus two boolean masks of the same shape, never the whole matrix.
-``t2i_ranks``, ``i2t_ranks`` and ``retrieval_metrics`` share the same text x image blocks (both directions come
+CLIP_benchmark does). The matrix is processed in blocks of ``chunk_size`` query rows (by default as many as fit in
+``BLOCK_ELEMENTS`` scores, 128 MiB): memory is one block of ``chunk_size x n_gallery`` float32 plus two boolean masks
+of the same shape, never the whole matrix. ``image_text_ranks`` (what evaluation uses), ``t2i_ranks``,
+``i2t_ranks`` and ``retrieval_metrics`` share the same text x image blocks (both directions come
 from one matmul pass), so they agree bit for bit; a path that computes a score another way (e.g.
 ``first_hit_ranks(image, text, ...)``) can only differ where two scores lie within float32 rounding (~1e-7).
 """
@@ -28,7 +29,10 @@ import numpy as np
 
 from csr_core.errors import DataError
 
-DEFAULT_CHUNK = 2048
+#: ``chunk_size=None`` (the default): as many query rows per block as fit in this many float32 scores (128 MiB).
+#: Fewer, larger matmuls run nearer the speed of one full matmul (2048-row blocks cost ~1.3x on two cores).
+DEFAULT_CHUNK: int | None = None
+BLOCK_ELEMENTS = 2**25
 # Band entries kept for the one-pass column ranks before falling back to a second exact pass (memory cap).
 _BAND_LIMIT = 4_000_000
 # Width of that band in units of the float32 rounding bound; any value >= 1 gives the same ranks (tests widen it).
@@ -131,6 +135,20 @@ def _row_ranks_block(block: np.ndarray, rows: np.ndarray, cols: np.ndarray, offs
     return 1 + all_ge - correct_ge, vals
 
 
+def _sparse_true(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.nonzero`` of a C-contiguous 2-D boolean mask that is almost all False, ~10x faster.
+
+    The band of near-ties holds a few entries per column; scanning its bytes eight at a time as uint64 words finds
+    the few non-zero words, and only those are expanded.
+    """
+    flat = mask.reshape(-1)
+    n_words = flat.size // 8
+    hit_words = np.flatnonzero(flat[: n_words * 8].view(np.uint64))
+    idx = (hit_words[:, None] * 8 + np.arange(8)).ravel()
+    idx = np.concatenate([idx[flat[idx]], n_words * 8 + np.flatnonzero(flat[n_words * 8 :])])
+    return np.divmod(idx, mask.shape[1])
+
+
 def _blocks(query: np.ndarray, gallery: np.ndarray, chunk_size: int):
     """Yield (start, block) with block = query[start:start+m] @ gallery.T, reusing one buffer."""
     buf = np.empty((min(chunk_size, len(query)), len(gallery)), dtype=np.result_type(query, gallery))
@@ -143,7 +161,8 @@ def _blocks(query: np.ndarray, gallery: np.ndarray, chunk_size: int):
 
 
 def _rank_pass(query: np.ndarray, gallery: np.ndarray, query_gid: np.ndarray, gallery_gid: np.ndarray,
-               chunk_size: int, columns: bool) -> tuple[np.ndarray, np.ndarray | None]:
+               chunk_size: int, columns: bool,
+               empty_columns_ok: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
     """Row ranks (queries -> gallery) and, if ``columns``, column ranks (gallery -> queries) from ONE matmul pass.
 
     Column ranks need each column's best correct score before counting, but that score is only known once every
@@ -151,13 +170,17 @@ def _rank_pass(query: np.ndarray, gallery: np.ndarray, query_gid: np.ndarray, ga
     (|fl32 dot - exact| <= d*u*|q||g|), count entries >= estimate - delta, keep the few entries inside the band
     [estimate - delta, estimate + delta] and settle them against the exact (block) best score at the end.
     All comparisons use the block values themselves, so ranks obey the tie rule exactly for the scores computed.
+    ``empty_columns_ok``: gallery items with no correct query (images without a caption) are allowed; their column
+    ranks are meaningless (0) and the caller leaves them out.
     """
     n_groups = int(max(query_gid.max(initial=-1), gallery_gid.max(initial=-1))) + 1
     index = _Index(gallery_gid, n_groups)
     _require_correct(index.counts[query_gid], "query", f"{len(gallery)} gallery items")
     if columns:
         q_index = _Index(query_gid, n_groups)
-        _require_correct(q_index.counts[gallery_gid], "image (i2t query)", f"{len(query)} captions")
+        has_correct = q_index.counts[gallery_gid] > 0
+        if not empty_columns_ok:
+            _require_correct(q_index.counts[gallery_gid], "image (i2t query)", f"{len(query)} captions")
         lo, hi = _column_band(query, gallery, index, query_gid, chunk_size)
         col_ge = np.zeros(len(gallery), dtype=np.int64)
         col_correct_ge = np.zeros(len(gallery), dtype=np.int64)
@@ -186,7 +209,7 @@ def _rank_pass(query: np.ndarray, gallery: np.ndarray, query_gid: np.ndarray, ga
         np.maximum.at(col_best, cols, vals)
         np.add.at(col_correct_ge, cols, (vals >= lo[cols]).astype(np.int64))
         if band_size <= band_limit:
-            r, c = np.nonzero(band)
+            r, c = _sparse_true(band)
             band_size += len(r)
             band_rows.append(r + start)
             band_cols.append(c)
@@ -198,14 +221,17 @@ def _rank_pass(query: np.ndarray, gallery: np.ndarray, query_gid: np.ndarray, ga
         return row_ranks, None
     # Pathological ties (e.g. identical embeddings) overflow the band; a BLAS less accurate than IEEE float32
     # could break the bound. Either way, settle exactly with a second pass over the same blocks.
-    if band_size > band_limit or not ((col_best >= lo) & (col_best <= hi)).all():
-        return row_ranks, _column_ranks_second_pass(query, gallery, query_gid, gallery_gid, chunk_size, col_best)
-    r = np.concatenate(band_rows)
-    c = np.concatenate(band_cols)
-    v = np.concatenate(band_vals)
-    below = (query_gid[r] != gallery_gid[c]) & (v < col_best[c])
-    settled = np.bincount(c[below], minlength=len(gallery))
-    return row_ranks, 1 + col_ge - col_correct_ge - settled
+    in_band = (col_best >= lo) & (col_best <= hi)
+    if band_size > band_limit or not in_band[has_correct].all():
+        col_ranks = _column_ranks_second_pass(query, gallery, query_gid, gallery_gid, chunk_size, col_best)
+    else:
+        r = np.concatenate(band_rows)
+        c = np.concatenate(band_cols)
+        v = np.concatenate(band_vals)
+        below = (query_gid[r] != gallery_gid[c]) & (v < col_best[c])
+        settled = np.bincount(c[below], minlength=len(gallery))
+        col_ranks = 1 + col_ge - col_correct_ge - settled
+    return row_ranks, np.where(has_correct, col_ranks, 0)
 
 
 def _column_band(query: np.ndarray, gallery: np.ndarray, index: _Index, query_gid: np.ndarray,
@@ -244,7 +270,7 @@ def _column_ranks_second_pass(query, gallery, query_gid, gallery_gid, chunk_size
 # ---------------------------------------------------------------------------------------------------------------
 # public ranks API
 # ---------------------------------------------------------------------------------------------------------------
-def first_hit_ranks(query_emb, gallery_emb, query_group, gallery_group, chunk_size: int = DEFAULT_CHUNK) -> np.ndarray:
+def first_hit_ranks(query_emb, gallery_emb, query_group, gallery_group, chunk_size: int | None = DEFAULT_CHUNK) -> np.ndarray:
     """1-based rank of the first correct gallery item per query (correct iff same group), pessimistic on ties.
 
     Memory: one ``chunk_size x len(gallery)`` float32 block plus a boolean mask of that shape.
@@ -254,11 +280,11 @@ def first_hit_ranks(query_emb, gallery_emb, query_group, gallery_group, chunk_si
     gallery = _embeddings(gallery_emb, "gallery_emb")
     _same_dim(query, gallery)
     qgid, ggid = _group_ids(query_group, gallery_group, len(query), len(gallery))
-    ranks, _ = _rank_pass(query, gallery, qgid, ggid, _chunk(chunk_size), columns=False)
+    ranks, _ = _rank_pass(query, gallery, qgid, ggid, _chunk(chunk_size, len(gallery)), columns=False)
     return ranks
 
 
-def first_hit_ranks_from_similarity(sim, query_group, gallery_group, chunk_size: int = DEFAULT_CHUNK) -> np.ndarray:
+def first_hit_ranks_from_similarity(sim, query_group, gallery_group, chunk_size: int | None = DEFAULT_CHUNK) -> np.ndarray:
     """Same ranks from a similarity matrix the caller already holds (rows = queries), in its own dtype."""
     s = np.asarray(sim)
     if s.ndim != 2 or 0 in s.shape:
@@ -270,7 +296,7 @@ def first_hit_ranks_from_similarity(sim, query_group, gallery_group, chunk_size:
     n_groups = int(max(qgid.max(), ggid.max())) + 1
     index = _Index(ggid, n_groups)
     _require_correct(index.counts[qgid], "query", f"{s.shape[1]} gallery items")
-    chunk = _chunk(chunk_size)
+    chunk = _chunk(chunk_size, s.shape[1])
     out = np.empty(s.shape[0], dtype=np.int64)
     mask = np.empty((min(chunk, s.shape[0]), s.shape[1]), dtype=bool)
     for start in range(0, s.shape[0], chunk):
@@ -280,26 +306,49 @@ def first_hit_ranks_from_similarity(sim, query_group, gallery_group, chunk_size:
     return out
 
 
-def t2i_ranks(text_emb, image_emb, caption_image, chunk_size: int = DEFAULT_CHUNK) -> np.ndarray:
+def t2i_ranks(text_emb, image_emb, caption_image, chunk_size: int | None = DEFAULT_CHUNK) -> np.ndarray:
     """Text -> image: each caption's one correct image is ``caption_image[caption]``."""
     text, image, ci = _pair(text_emb, image_emb, caption_image)
-    ranks, _ = _rank_pass(text, image, ci, np.arange(len(image)), _chunk(chunk_size), columns=False)
+    ranks, _ = _rank_pass(text, image, ci, np.arange(len(image)), _chunk(chunk_size, len(image)), columns=False)
     return ranks
 
 
-def i2t_ranks(image_emb, text_emb, caption_image, chunk_size: int = DEFAULT_CHUNK) -> np.ndarray:
+def i2t_ranks(image_emb, text_emb, caption_image, chunk_size: int | None = DEFAULT_CHUNK) -> np.ndarray:
     """Image -> text: every caption of the image is correct. Every image needs at least one caption.
 
     Computed from the same text x image blocks as :func:`t2i_ranks` / :func:`retrieval_metrics`, so all three
     see bit-identical scores.
     """
     text, image, ci = _pair(text_emb, image_emb, caption_image)
-    _, ranks = _rank_pass(text, image, ci, np.arange(len(image)), _chunk(chunk_size), columns=True)
+    _, ranks = _rank_pass(text, image, ci, np.arange(len(image)), _chunk(chunk_size, len(image)), columns=True)
     assert ranks is not None  # columns=True always ranks the columns
     return ranks
 
 
-def parallel_ranks(query_emb, gallery_emb, chunk_size: int = DEFAULT_CHUNK) -> np.ndarray:
+@dataclass(frozen=True)
+class ImageTextRanks:
+    """Both directions of one caption set against one image set, from one pass over the text x image scores."""
+
+    t2i: np.ndarray  # one rank per caption (every image is in the gallery)
+    i2t: np.ndarray  # one rank per image in ``query_images``
+    query_images: np.ndarray  # the images that have at least one caption: the only image->text queries
+
+
+def image_text_ranks(text_emb, image_emb, caption_image, chunk_size: int | None = DEFAULT_CHUNK) -> ImageTextRanks:
+    """What an evaluation needs: t2i over every image, i2t for the images that have a caption (one matmul pass).
+
+    Images without a caption stay in the t2i gallery as distractors but are not i2t queries (they have no correct
+    item). Ranks equal :func:`t2i_ranks` / :func:`i2t_ranks` on the captioned images bit for bit.
+    """
+    text, image, ci = _pair(text_emb, image_emb, caption_image)
+    t2i, i2t = _rank_pass(text, image, ci, np.arange(len(image)), _chunk(chunk_size, len(image)), columns=True,
+                          empty_columns_ok=True)
+    assert i2t is not None  # columns=True always ranks the columns
+    query_images = np.unique(ci)
+    return ImageTextRanks(t2i=t2i, i2t=i2t[query_images], query_images=query_images)
+
+
+def parallel_ranks(query_emb, gallery_emb, chunk_size: int | None = DEFAULT_CHUNK) -> np.ndarray:
     """Text -> text on parallel data: query row i's only correct match is gallery row i."""
     query = _embeddings(query_emb, "query_emb")
     gallery = _embeddings(gallery_emb, "gallery_emb")
@@ -308,7 +357,7 @@ def parallel_ranks(query_emb, gallery_emb, chunk_size: int = DEFAULT_CHUNK) -> n
         raise DataError(f"parallel_ranks: {len(query)} queries but {len(gallery)} gallery rows; parallel data "
                         "pairs row i with row i")
     ids = np.arange(len(query))
-    ranks, _ = _rank_pass(query, gallery, ids, ids, _chunk(chunk_size), columns=False)
+    ranks, _ = _rank_pass(query, gallery, ids, ids, _chunk(chunk_size, len(gallery)), columns=False)
     return ranks
 
 
@@ -324,7 +373,10 @@ def _same_dim(a: np.ndarray, b: np.ndarray) -> None:
         raise DataError(f"embedding widths differ: {a.shape[1]} vs {b.shape[1]} (different encoders?)")
 
 
-def _chunk(chunk_size) -> int:
+def _chunk(chunk_size: int | None, n_gallery: int) -> int:
+    """Query rows per block: the given size, or (None) as many as fit in ``BLOCK_ELEMENTS`` scores."""
+    if chunk_size is None:
+        return max(1, BLOCK_ELEMENTS // max(n_gallery, 1))
     if isinstance(chunk_size, bool) or int(chunk_size) != chunk_size or chunk_size < 1:
         raise DataError(f"chunk_size must be a positive integer, got {chunk_size!r}")
     return int(chunk_size)
@@ -411,14 +463,14 @@ class RetrievalResult:
 
 
 def retrieval_metrics(text_emb, image_emb, caption_image, ks: Iterable[int] = (1, 5, 10),
-                      chunk_size: int = DEFAULT_CHUNK) -> RetrievalResult:
+                      chunk_size: int | None = DEFAULT_CHUNK) -> RetrievalResult:
     """Text->image and image->text ranks from one chunked pass over text x image scores, plus R@K and ranks.
 
     Every image must have at least one caption (subset the images first otherwise).
     """
     text, image, ci = _pair(text_emb, image_emb, caption_image)
     ks = _ks(ks)
-    t2i, i2t = _rank_pass(text, image, ci, np.arange(len(image)), _chunk(chunk_size), columns=True)
+    t2i, i2t = _rank_pass(text, image, ci, np.arange(len(image)), _chunk(chunk_size, len(image)), columns=True)
     assert i2t is not None  # columns=True always ranks the columns
     return RetrievalResult(
         t2i_ranks=t2i,

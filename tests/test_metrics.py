@@ -252,6 +252,49 @@ def test_one_pass_band_settlement_is_exact_for_any_band_width(monkeypatch):
         np.testing.assert_array_equal(res.t2i_ranks, _brute_ranks(sim, ci, np.arange(n_images)))
 
 
+def test_image_text_ranks_keep_captionless_images_as_distractors_only(monkeypatch):
+    """What evaluation uses: one pass; images without a caption are t2i distractors and never i2t queries."""
+    rng = np.random.default_rng(21)
+    n_images = 40
+    captioned = np.sort(rng.choice(n_images, 25, replace=False))
+    ci = rng.permutation(np.concatenate([captioned, rng.choice(captioned, 60)]))
+    for trial, (band_limit, slack) in enumerate([(M._BAND_LIMIT, 2.0), (0, 2.0), (M._BAND_LIMIT, 1e9)]):
+        monkeypatch.setattr(M, "_BAND_LIMIT", band_limit)  # 0: the second-pass fallback
+        monkeypatch.setattr(M, "_BAND_SLACK", slack)  # wide: the settlement over a crowded band
+        if trial == 2:  # many exact ties
+            text = rng.integers(-1, 2, (len(ci), 3)).astype(np.float32)
+            image = rng.integers(-1, 2, (n_images, 3)).astype(np.float32)
+        else:
+            text, image = _normalised(rng, len(ci), 16), _normalised(rng, n_images, 16)
+        sim = text @ image.T
+        want_t2i = _brute_ranks(sim, ci, np.arange(n_images))
+        want_i2t = _brute_ranks(sim.T[captioned], captioned, ci)
+        for chunk in (1, 7, None):
+            got = M.image_text_ranks(text, image, ci, chunk_size=chunk)
+            np.testing.assert_array_equal(got.query_images, captioned)
+            np.testing.assert_array_equal(got.t2i, want_t2i)
+            np.testing.assert_array_equal(got.i2t, want_i2t)
+    with pytest.raises(DataError, match="no correct item"):  # the CLIP_benchmark-shaped API stays strict
+        M.retrieval_metrics(text, image, ci)
+
+
+def test_sparse_true_finds_what_nonzero_finds():
+    rng = np.random.default_rng(22)
+    for shape in [(1, 1), (3, 5), (7, 13), (64, 8), (33, 101)]:
+        for density in (0.0, 0.01, 0.3, 1.0):
+            mask = rng.random(shape) < density
+            got_r, got_c = M._sparse_true(mask)
+            want_r, want_c = np.nonzero(mask)
+            np.testing.assert_array_equal(got_r, want_r)
+            np.testing.assert_array_equal(got_c, want_c)
+
+
+def test_default_blocks_follow_the_element_budget():
+    assert M._chunk(None, 5000) == M.BLOCK_ELEMENTS // 5000
+    assert M._chunk(None, 10 * M.BLOCK_ELEMENTS) == 1  # a gallery wider than the budget: one row per block
+    assert M._chunk(7, 5000) == 7
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # wrappers, groups, summaries
 # ---------------------------------------------------------------------------------------------------------------
