@@ -81,8 +81,8 @@ def _first_bad(where: str, mask, values, message: str) -> None:
 
 
 def _missing(values: pd.Series) -> np.ndarray:
-    return np.fromiter((v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)) for v in values),
-                       dtype=bool, count=len(values))
+    """None, pd.NA, NaN (and NaT) per value, vectorised: rank tables hold millions of values."""
+    return np.asarray(pd.isna(values), dtype=bool)
 
 
 def _is_int(v) -> bool:
@@ -218,8 +218,8 @@ def parse_query_id(query_id: str, direction: str, query_lang: str, doc_lang: str
 
 def with_query_columns(ranks: pd.DataFrame) -> pd.DataFrame:
     """Add `QUERY_COLUMNS` parsed from query_id (writers, and the reader of runs stored before the columns existed)."""
-    parsed = [parse_query_id(q, d, ql, dl) for q, d, ql, dl in
-              zip(ranks["query_id"], ranks["direction"], ranks["query_lang"], ranks["doc_lang"])]
+    columns = (ranks[c].tolist() for c in ("query_id", "direction", "query_lang", "doc_lang"))  # arrow: iterate lists
+    parsed = [parse_query_id(q, d, ql, dl) for q, d, ql, dl in zip(*columns)]
     out = ranks.copy()
     out["image_id"] = [p[0] for p in parsed]
     out["caption_lang"] = [p[1] for p in parsed]
@@ -242,7 +242,9 @@ def normalise_ranks(ranks: pd.DataFrame | None, where: str) -> pd.DataFrame:
     for column in _RANK_STRING_COLUMNS:
         values = ranks[column].astype(object)
         values = values.where(~_missing(values), "")
-        out[column] = values.map(str).astype(str)
+        if pd.api.types.infer_dtype(values, skipna=False) != "string":  # all str already: no per-value map
+            values = values.map(str)
+        out[column] = values.astype(str)
     out["cs_p"] = pd.to_numeric(ranks["cs_p"], errors="coerce").astype("float64")
     rank = ranks["rank"]
     if len(rank) and (not pd.api.types.is_integer_dtype(rank) or bool((rank < 1).any())):

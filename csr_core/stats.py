@@ -141,9 +141,12 @@ def _mean_diff(x, y, axis=-1):
 
 
 def adjust_pvalues(pvalues, method: str = "holm") -> np.ndarray:
-    """Family-wise correction across e.g. languages: 'holm' (default, uniformly more powerful) or 'bonferroni'."""
-    from statsmodels.stats.multitest import multipletests
+    """Family-wise correction across e.g. languages: 'holm' (default, uniformly more powerful) or 'bonferroni'.
 
+    Holm's step-down, as statsmodels' ``multipletests`` computes it (tested equal): sorted p times (m - i), running
+    maximum, capped at 1. Not delegated: ``multipletests(method="holm")`` runs ``gc.collect()`` on every call, which
+    costs ~0.3 s in a dashboard process with a large heap, and the dashboard adjusts a family per comparison.
+    """
     if method not in ("holm", "bonferroni"):
         raise DataError(f"adjust_pvalues: method must be 'holm' or 'bonferroni', got {method!r}")
     p = np.asarray(pvalues, dtype=np.float64).reshape(-1) if np.size(pvalues) else np.empty(0)
@@ -152,7 +155,14 @@ def adjust_pvalues(pvalues, method: str = "holm") -> np.ndarray:
     bad = np.flatnonzero(~np.isfinite(p) | (p < 0) | (p > 1))
     if len(bad):
         raise DataError(f"adjust_pvalues: p-value #{int(bad[0])} = {p[bad[0]]} is not in [0, 1]")
-    return np.asarray(multipletests(p, method=method)[1], dtype=np.float64)
+    m = len(p)
+    if method == "bonferroni":
+        return np.minimum(p * m, 1.0)
+    order = np.argsort(p, kind="stable")
+    stepped = np.minimum(np.maximum.accumulate(p[order] * np.arange(m, 0, -1)), 1.0)
+    out = np.empty(m)
+    out[order] = stepped
+    return out
 
 
 def adjust_tested(pvalues, method: str = "holm") -> np.ndarray:

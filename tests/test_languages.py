@@ -261,8 +261,18 @@ def test_distance_table():
     assert list(L.distance_table(["de"], kinds=["syntactic"]).columns) == ["syntactic"]
 
 
-def test_concurrent_first_calls_agree():
+@pytest.fixture
+def computed(monkeypatch):
+    """The computed path (URIEL loaded, the disk memo): the shipped table switched off."""
+    from csr_core.languages import uriel
+
+    monkeypatch.setattr(uriel, "_shipped", lambda: {})
     L.clear_caches()
+    yield
+    L.clear_caches()
+
+
+def test_concurrent_first_calls_agree(computed):
     results, errors = [], []
 
     def work():
@@ -293,7 +303,7 @@ def snap():
                   for p in pkg.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
 before = snap()
 from csr_core import languages as L
-L.distance_table(["de", "ja", "ar"], kinds=["genetic", "syntactic", "geographic"])
+L.distance_table(["fi", "hu", "sw"], kinds=["genetic", "syntactic", "geographic"])  # not shipped: computed
 L.language_info("arb_Arab")
 root = logging.getLogger()
 print(json.dumps({"same": snap() == before, "handlers": len(root.handlers), "level": root.level}))
@@ -309,7 +319,7 @@ print(json.dumps({"same": snap() == before, "handlers": len(root.handlers), "lev
     assert "INFO" not in out.stderr  # urielplus' per-call INFO logs stay silent
 
 
-def test_disk_memo_is_read_back_and_survives_corruption():
+def test_disk_memo_is_read_back_and_survives_corruption(computed):
     real = L.uriel_distance("en", "fr", "genetic")
     path = L._disk_cache().path()
     assert path.is_file() and path.parent.name == "typology"
@@ -326,6 +336,52 @@ def test_disk_memo_is_read_back_and_survives_corruption():
     assert L.uriel_distance("en", "fr", "genetic") == real
     assert json.loads(path.read_text())["distances"]["genetic|eng|fra"] == real
     L.clear_caches()
+
+
+def test_shipped_table_is_current_and_equals_the_computed_distances(monkeypatch):
+    """The shipped table was computed with the installed urielplus (else it is silently unused and a fresh
+    dashboard recomputes it), covers every pair of SHIPPED_LANGS and kind, and agrees with urielplus itself."""
+    from csr_core.languages import uriel
+
+    raw = json.loads(uriel.SHIPPED_TABLE.read_text(encoding="utf-8"))
+    assert raw["urielplus"] == uriel._urielplus_version(), "run: python -m csr_core gaps --write-uriel-table"
+    codes = sorted(uriel.SHIPPED_LANGS)
+    assert len(raw["distances"]) == len(uriel.ALL_KINDS) * len(codes) * (len(codes) + 1) // 2
+    shipped = uriel._shipped()
+    rng = np.random.default_rng(7)
+    for key in rng.choice(sorted(shipped), 12, replace=False):
+        kind, a, b = key.split("|")
+        try:
+            live: float | str = uriel._computed_distance(a, b, kind)
+        except DataError as exc:
+            live = str(exc)
+        assert shipped[key] == live, key
+    monkeypatch.setattr(uriel, "_computed_distance", lambda *a: pytest.fail("computed a shipped distance"))
+    assert L.uriel_distance("zh-x-f8k", "en", "syntactic") == shipped["syntactic|en|zh"]
+    with pytest.raises(DataError, match="phonological"):
+        L.uriel_distance("cs", "ar", "phonological")  # a shipped absence is the same clear error
+
+
+def test_a_table_of_another_urielplus_version_is_ignored(tmp_path, monkeypatch):
+    from csr_core.languages import uriel
+
+    table = tmp_path / "uriel_distances.json"
+    uriel.write_shipped_table(table, langs=["en", "de"])
+    doc = json.loads(table.read_text(encoding="utf-8"))
+    assert sorted(doc["distances"]) == sorted(f"{k}|{p}" for k in uriel.ALL_KINDS for p in ("de|de", "de|en", "en|en"))
+    doc["distances"]["genetic|de|en"] = 0.5
+    monkeypatch.setattr(uriel, "SHIPPED_TABLE", table)
+    table.write_text(json.dumps(doc), encoding="utf-8")
+    uriel._shipped.cache_clear()
+    assert L.uriel_distance("de", "en") == 0.5  # read from the (planted) table
+    doc["urielplus"] = "0.0.1"
+    table.write_text(json.dumps(doc), encoding="utf-8")
+    uriel._shipped.cache_clear()
+    assert L.uriel_distance("de", "en") == uriel._computed_distance("de", "en", "genetic") != 0.5
+    table.write_text("{broken", encoding="utf-8")
+    uriel._shipped.cache_clear()
+    assert uriel._shipped() == {}  # unreadable: computed, with a warning
+    uriel._shipped.cache_clear()
 
 
 # ------------------------------------------------------------------------------------------------ groups

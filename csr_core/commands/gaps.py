@@ -7,6 +7,7 @@ Examples:
   python -m csr_core gaps --run 20261202T160000Z-1a2b3c4d --direction i2t --k 5 --groups cs=close
   python -m csr_core gaps --model csr-mini-m:en --dataset xtd10 --pairs --kind syntactic
   python -m csr_core gaps --summary results/distant-languages.md
+  python -m csr_core gaps --write-uriel-table     # after a urielplus upgrade: the shipped distance table
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     which = parser.add_mutually_exclusive_group(required=True)
     which.add_argument("--summary", metavar="FILE", help="write the close-vs-distant summary of the shipped runs as "
                        "markdown (results/distant-languages.md)")
+    which.add_argument("--write-uriel-table", action="store_true", help="recompute the URIEL distances shipped in "
+                       "csr_core/languages/uriel_distances.json with the installed urielplus")
     which.add_argument("--run", help="run id (see results/runs/)")
     which.add_argument("--model", help="the newest run of this model name (e.g. csr-mini-m:en)")
     parser.add_argument("--dataset", default=None, help="with --model: only runs on this dataset")
@@ -81,6 +84,11 @@ def run(args: argparse.Namespace) -> int:
     from csr_core.results import ResultsStore
     from csr_core.viz import correlation_text
 
+    if args.write_uriel_table:
+        from csr_core.languages.uriel import write_shipped_table
+
+        print(f"wrote {write_shipped_table()}")
+        return 0
     store = ResultsStore(args.out) if args.out else ResultsStore()
     if args.summary:
         from csr_core._io import atomic_write_text

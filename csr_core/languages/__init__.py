@@ -44,14 +44,14 @@ from csr_core.languages.groups import (
 from csr_core.languages.codes import (  # noqa: F401 - cleared by clear_caches
     _cldr_primary_scripts, _language_info, _normalize, _registry)
 from csr_core.languages.uriel import (  # noqa: F401 - cleared by clear_caches
-    _LOCK, _disk_cache, _glottolog, _known_counts, _load_uriel, _uriel_index, _uriel_top_family)
+    _LOCK, _disk_cache, _glottolog, _known_counts, _load_uriel, _shipped, _uriel_index, _uriel_top_family)
 
 
 def clear_caches() -> None:
     """Forget every in-process table (tests; a dashboard reload after upgrading the libraries)."""
     with _LOCK:
         for fn in (_registry, _cldr_primary_scripts, _normalize, _language_info, _load_uriel, _uriel_index,
-                   _known_counts, _glottolog, _uriel_top_family):
+                   _known_counts, _glottolog, _uriel_top_family, _shipped):
             fn.cache_clear()
         _disk_cache().clear_memory()
 

@@ -14,6 +14,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from csr_core import _io
 from csr_core.errors import DataError
 from csr_core.typology_cache import DistanceCache
 from csr_core.languages.codes import caption_set_key, normalize_lang, typology_lang
@@ -213,12 +214,71 @@ def _pair_distance(kind: str, a: str, b: str) -> float:
     return value
 
 
+#: Languages whose pair distances (every kind) ship with the package in ``uriel_distances.json``: every language of
+#: the shipped datasets and of the default groups. Others are computed (and memoised on disk) on first use.
+SHIPPED_LANGS: tuple[str, ...] = ("en", "de", "fr", "cs", "pt", "zh", "ar", "es", "it", "ru", "ko", "tr", "pl", "ja",
+                                  "nl", "hi")
+SHIPPED_TABLE = Path(__file__).with_name("uriel_distances.json")
+_SHIPPED_FORMAT = 1
+
+
+def _pair_key(kind: str, a: str, b: str) -> str:
+    return "|".join((kind, *sorted((typology_lang(a), typology_lang(b)))))
+
+
+@functools.lru_cache(maxsize=1)
+def _shipped() -> dict[str, float | str]:
+    """The shipped table (``kind|a|b`` -> distance, or the reason there is none) when it was computed with the
+    installed urielplus; empty otherwise, so another version falls back to computing. Why: loading URIEL and
+    resolving codes costs ~2 s and the pair distances ~0.08 s each, so the dashboard's first gap view took 8 s."""
+    try:
+        raw = _io.read_json_file(SHIPPED_TABLE, "shipped URIEL distance table")
+    except (OSError, ValueError) as exc:
+        log.warning("ignoring the shipped URIEL table %s (%s): distances are computed", SHIPPED_TABLE, exc)
+        return {}
+    if (not isinstance(raw, dict) or raw.get("format") != _SHIPPED_FORMAT
+            or raw.get("urielplus") != _urielplus_version() or not isinstance(raw.get("distances"), dict)):
+        return {}
+    return {str(k): (float(v) if isinstance(v, (int, float)) else str(v)) for k, v in raw["distances"].items()
+            if isinstance(v, (int, float, str)) and not isinstance(v, bool)}
+
+
 def uriel_distance(a: str, b: str, kind: str = "genetic") -> float:
     """URIEL+ angular distance in [0, 1] between two languages (symmetric; 0 for a language with itself)."""
     _check_kind(kind)
+    shipped = _shipped().get(_pair_key(kind, a, b))
+    if isinstance(shipped, float):
+        return shipped
+    if isinstance(shipped, str):
+        raise DataError(shipped)
+    return _computed_distance(a, b, kind)
+
+
+def _computed_distance(a: str, b: str, kind: str) -> float:
     ca, cb = uriel_code(a, kind), uriel_code(b, kind)
     x, y = sorted((ca, cb))
     return _pair_distance(kind, x, y)
+
+
+def write_shipped_table(path: str | Path = SHIPPED_TABLE, langs: Iterable[str] = SHIPPED_LANGS) -> Path:
+    """Compute every pair of ``langs`` for every kind with the installed urielplus and write the shipped table
+    (atomically). Regenerate after a urielplus upgrade: ``python -m csr_core gaps --write-uriel-table``."""
+    import json
+
+    codes = sorted({typology_lang(c) for c in langs})
+    distances: dict[str, float | str] = {}
+    for kind in ALL_KINDS:
+        for i, a in enumerate(codes):
+            for b in codes[i:]:
+                try:
+                    distances[_pair_key(kind, a, b)] = _computed_distance(a, b, kind)
+                except DataError as exc:
+                    distances[_pair_key(kind, a, b)] = str(exc)
+    doc = {"format": _SHIPPED_FORMAT, "urielplus": _urielplus_version(), "source": uriel_source(),
+           "languages": codes, "distances": distances}
+    out = _io.atomic_write_text(path, json.dumps(doc, indent=0, sort_keys=True, ensure_ascii=False) + "\n")
+    _shipped.cache_clear()
+    return out
 
 
 def distance_table(
@@ -312,3 +372,4 @@ def _family(canon: str) -> str | None:
         if iso in tops:
             return tops[iso]
     return None
+

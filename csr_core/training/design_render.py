@@ -227,7 +227,7 @@ def page(run_set: str) -> _Page:
 
 
 def _design_name(run_set: str) -> str:
-    from csr_core.experiment import DESIGNS
+    from csr_core.training.designs import DESIGNS
 
     return next(name for name, d in DESIGNS.items() if d.run_set == run_set)
 

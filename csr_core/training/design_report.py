@@ -301,7 +301,7 @@ def _bli_facts(log_path: Path) -> dict[str, tuple[float, int]]:
 
 def build_report(store, run_set: str = "experiment-2", towers: Sequence[str] = ("e5", "minilm")) -> DesignReport:
     """Every declared analysis of `run_set` from the stored runs (whatever part of the grid has finished)."""
-    from csr_core.experiment import DESIGNS
+    from csr_core.training.designs import DESIGNS
 
     design = next(d for d in DESIGNS.values() if d.run_set == run_set)
     runs = _find(store, run_set, top_layers=design.top_layers)
@@ -387,7 +387,7 @@ def leaderboard(report: DesignReport) -> pd.DataFrame:
 
 def experiment_run_sets() -> frozenset[str]:
     """Run sets that belong to a declared experiment (their runs are evidence; views of single runs leave them out)."""
-    from csr_core.experiment import DESIGNS
+    from csr_core.training.designs import DESIGNS
 
     return frozenset(d.run_set for d in DESIGNS.values() if d.run_set)
 
