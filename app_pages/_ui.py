@@ -264,8 +264,9 @@ def sidebar_status() -> None:
     s = store()
     st.caption(f"Results: `{s.root}`")
     try:
-        runs = _runs(str(s.root), s.fingerprint())
-        st.caption(f"{len(runs)} run(s) · store {s.fingerprint()[:8]}")
+        fingerprint = s.fingerprint()
+        runs = _runs(str(s.root), fingerprint)
+        st.caption(f"{len(runs)} run(s) · store {fingerprint[:8]}")
     except CSRError as error:
         st.caption(f"⚠️ results unreadable: {error}")
     if st.button("Reload results", key="sidebar_reload", help="Forget cached tables and read the results again"):
