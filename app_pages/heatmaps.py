@@ -36,8 +36,7 @@ if rows.empty:
     st.stop()
 
 set_of = run_sets(load_runs())
-rows = rows.assign(run_set=[set_of.get(r, "reference") if s == "ours" else "reference"
-                            for r, s in zip(rows["run_id"], rows["source"])])
+rows = rows.assign(run_set=rows["run_id"].map(set_of).where(rows["source"] == "ours").fillna("reference"))
 available_sets = sorted(set(rows["run_set"]) - {"reference"})
 valid_choice("hm_run_sets", available_sets, [s for s in available_sets if s != SCRATCH_RUN_SET] or available_sets)
 chosen_sets = st.multiselect("Run sets", available_sets, key="hm_run_sets",
