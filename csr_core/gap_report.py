@@ -15,12 +15,13 @@ from collections.abc import Sequence
 import pandas as pd
 
 from csr_core.gap_views import gap_view
+from csr_core.languages import display_order
 from csr_core.pairs import analyse_pairs
 from csr_core.results import ResultsStore, caption_lang
 
 REPRODUCE = "bash results/distant_languages.sh"
 SUMMARY = "python -m csr_core gaps --summary results/distant-languages.md"
-LANG_ORDER = ("en", "de", "fr", "pt", "cs", "zh", "ar", "en-x-f8k", "zh-x-f8k")
+LANG_ORDER = tuple(display_order(("en", "de", "fr", "pt", "cs", "zh", "ar", "en-x-f8k", "zh-x-f8k")))
 PAIR_ARMS = ("en", "mlcs-de-fr-cs", "translate-train")
 
 

@@ -20,6 +20,7 @@ import plotly.express as px
 import plotly.graph_objects as go
 
 from csr_core.errors import CSRError, DataError
+from csr_core.languages import display_order
 
 if TYPE_CHECKING:
     from csr_core.languages import CorrelationResult
@@ -502,7 +503,7 @@ def setting_view(layout: str, rows: pd.DataFrame, k: int, *, title: str) -> Sett
     language × language or switching-curve × p."""
     if layout == "series×lang":
         table = recall_table(rows, k).drop_duplicates(["series", "lang"], keep="last")
-        order = ["en"] + sorted(set(table["lang"]) - {"en"})
+        order = display_order(table["lang"])
         y_order = sorted(set(table["series"]), key=lambda label: ("[ref:" in label, label))
         chart = heatmap(table, x="lang", y="series", value_label=f"R@{k} %", x_order=order, y_order=y_order,
                         title=f"{title} · R@{k} (model × caption language)")
@@ -510,7 +511,7 @@ def setting_view(layout: str, rows: pd.DataFrame, k: int, *, title: str) -> Sett
     run_id = rows["run_id"].iloc[0] if len(rows) else ""
     if layout == "lang×lang":
         table = cross_table(rows, k)
-        langs = ["en"] + sorted((set(table["query_lang"]) | set(table["doc_lang"])) - {"en"})
+        langs = display_order([*table["query_lang"], *table["doc_lang"]])
         chart = heatmap(table, x="doc_lang", y="query_lang", value_label=f"R@{k} %", x_order=langs, y_order=langs,
                         title=f"{title}: caption in query_lang → its translation in doc_lang, R@{k}")
         return SettingView(chart, table.assign(run_id=run_id), "doc_lang", "query_lang")

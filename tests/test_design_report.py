@@ -59,11 +59,16 @@ def test_delta_frame_orders_languages_close_to_distant(tmp_path):
     (tower,) = design_report.build_report(_store(tmp_path), "experiment-2", towers=("e5",)).towers
     frame = design_report.delta_frame(tower)
     assert list(frame["arm"].unique()) == ["mlcs-de-fr-pt-zh-ar"]  # the headline arm present
-    assert list(frame["lang"]) == ["en", "de", "fr", "pt", "cs", "zh", "ar"]
+    assert list(frame["lang"]) == ["en", "de", "pt", "fr", "cs", "ar", "zh"]  # display_order
     assert list(frame["group"]) == ["English", "close", "close", "close", "between", "distant", "distant"]
     every = design_report.delta_frame(tower, arms=["blcs-zh", "blcs-de"])
     assert set(every["arm"]) == {"blcs-zh", "blcs-de"} and len(every) == 14
     assert design_report.lang_order(["zh", "cs", "en", "pt"]) == ["en", "pt", "cs", "zh"]
+    from csr_core.languages import display_order
+
+    # one order everywhere: English and its caption sets, close, between, distant (by genetic distance), unknown
+    assert display_order(["zh-x-f8k", "ar", "pl", "cs", "en-x-f8k", "ru", "zh", "de", "en", "img"]) == [
+        "en", "en-x-f8k", "de", "cs", "ru", "ar", "zh", "zh-x-f8k", "pl", "img"]
 
 
 def test_induced_lexicon_quality_comes_from_the_training_log(tmp_path):

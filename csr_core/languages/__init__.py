@@ -39,7 +39,8 @@ from csr_core.languages.codes import (
 from csr_core.languages.uriel import (
     ALL_KINDS, DISTANCE_KINDS, DistanceKind, distance_table, uriel_code, uriel_distance, uriel_source)
 from csr_core.languages.groups import (
-    CorrelationResult, DEFAULT_GROUPS, FEW_LANGUAGES, GROUPS, Group, PAPER_GROUPS, correlate, gap_correlation,
+    CorrelationResult, DEFAULT_GROUPS, FEW_LANGUAGES, GROUPS, Group, PAPER_GROUPS, correlate, display_order,
+    gap_correlation,
     group_languages, parse_group_overrides)
 from csr_core.languages.codes import (  # noqa: F401 - cleared by clear_caches
     _cldr_primary_scripts, _language_info, _normalize, _registry)
@@ -68,6 +69,7 @@ __all__ = [
     "ALL_KINDS",
     "DISTANCE_KINDS",
     "DistanceKind",
+    "display_order",
     "distance_table",
     "uriel_code",
     "uriel_distance",

@@ -117,6 +117,27 @@ def group_languages(
     return out
 
 
+def display_order(langs: Iterable[str], pivot: str = "en") -> list[str]:
+    """The one language order of every table and chart: the pivot, then the default groups close, between,
+    distant, each by genetic URIEL distance from the pivot; unknown codes last. A caption-set variant
+    (``zh-x-f8k``) follows its language; codes that are not languages (``img``, ``all``) keep the very end."""
+    def key(code: str) -> tuple:
+        try:
+            base = base_lang(code)
+        except DataError:
+            return (6, math.inf, code)
+        if base == base_lang(pivot):
+            return (0, 0.0, code != pivot, code)
+        group = next((g for g, members in DEFAULT_GROUPS.items() if base in members), "unknown")
+        try:
+            distance = uriel_distance(pivot, base, "genetic")
+        except DataError:
+            distance = math.inf
+        return (1 + ("close", "between", "distant", "unknown").index(group), distance, base, code != base, code)
+
+    return sorted(dict.fromkeys(langs), key=key)
+
+
 @dataclass(frozen=True)
 class CorrelationResult:
     """Values (gaps, pair scores) vs typological distance; NaN numbers with a note where they would mean nothing.

@@ -330,9 +330,11 @@ HEADLINE_ARMS = ("mlcs-de-fr-pt-zh-ar", "mix-mlcs-de-fr-pt-zh-ar", "noise-mlcs-d
 
 
 def lang_order(langs: Sequence[str]) -> list[str]:
-    """English, then close, between and distant languages: one order for every table and chart."""
-    rank = {x: i for i, x in enumerate(("en", *CLOSE_LANGS, *BETWEEN_LANGS, *DISTANT_LANGS))}
-    return sorted(langs, key=lambda x: (rank.get(x, len(rank)), x))
+    """English, then close, between and distant languages: the one order of every table and chart
+    (`csr_core.languages.display_order`)."""
+    from csr_core.languages import display_order
+
+    return display_order(langs)
 
 
 def delta_frame(tower: TowerReport, arms: Sequence[str] | None = None) -> pd.DataFrame:
