@@ -108,8 +108,10 @@ def _git_state() -> tuple[str, bool | None]:
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True,
                              timeout=10, check=True).stdout.strip()
-        # the code's state: results/ is data (a running grid appends to its training log there), not code
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results"],
+        # the code's state: results/ is data (a running grid appends to its training log there), and so are the
+        # shipped heads a grid (re)writes into csr_core/heads (each run records the fingerprint of the heads it used)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results",
+                                ":(exclude)csr_core/heads"],
                                cwd=REPO_ROOT, capture_output=True, text=True, timeout=10, check=True).stdout.strip() != ""
         return sha, dirty
     except (OSError, subprocess.SubprocessError):
