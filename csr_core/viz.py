@@ -26,8 +26,9 @@ if TYPE_CHECKING:
     from csr_core.languages import CorrelationResult
     from csr_core.pairs import MantelResult
 
-# Qualitative palette (plotly's default) so a language / arm keeps its colour across charts of one page.
-PALETTE: tuple[str, ...] = tuple(px.colors.qualitative.Plotly)
+# Qualitative palette so a language / arm keeps its colour across charts of one page: plotly's default ten, then
+# Dark24's distinct others — 34 colours, more than any capped view shows (MAX_HEATMAP_ROWS series), so none repeats.
+PALETTE: tuple[str, ...] = tuple(dict.fromkeys([*px.colors.qualitative.Plotly, *px.colors.qualitative.Dark24]))
 SEQUENTIAL = "Viridis"
 DIVERGING = "RdBu"
 NO_DATA = "no data for this selection"
@@ -159,7 +160,7 @@ def bars_with_ci(table: pd.DataFrame, x: str, *, y: str = "value", color: str | 
     fig.update_layout(title=title, margin=dict(l=10, r=10, t=50, b=10), legend_title_text=color or "")
     fig.update_xaxes(type="category")
     out = tidy.drop(columns=[c for c in ("_err_plus", "_err_minus") if c in tidy.columns])
-    return Chart(fig, out, title)
+    return Chart(fig, out, title, _palette_notes(tidy[color].nunique() if color else 0))
 
 
 def recall_bars(table: pd.DataFrame, *, x: str = "lang", color: str | None = "series", k: int | None = None,
@@ -330,6 +331,7 @@ def cs_curve(table: pd.DataFrame, *, x: str = "cs_p", y: str = "value", curve: s
         return _empty(title, tidy)
     fig = go.Figure()
     has_ci = {"ci_low", "ci_high"} <= set(tidy.columns)
+    palette_notes = _palette_notes(tidy[curve].nunique())
     for index, (name, part) in enumerate(tidy.groupby(curve, sort=False)):
         colour = PALETTE[index % len(PALETTE)]
         if has_ci and part[["ci_low", "ci_high"]].notna().all().all():
@@ -345,7 +347,14 @@ def cs_curve(table: pd.DataFrame, *, x: str = "cs_p", y: str = "value", curve: s
                                                "%{customdata[1]:.1f}]<extra>%{fullData.name}</extra>"))
     fig.update_layout(title=title, xaxis_title="switch probability p", yaxis_title=f"R@{k} %" if k else "R@K %",
                       margin=dict(l=10, r=10, t=50, b=10), yaxis=dict(rangemode="tozero"))
-    return Chart(fig, tidy, title)
+    return Chart(fig, tidy, title, palette_notes)
+
+
+def _palette_notes(n_colours: int) -> list[str]:
+    """A note when a chart has more colour groups than PALETTE has colours (they would repeat unseen)."""
+    if n_colours <= len(PALETTE):
+        return []
+    return [f"{n_colours} colour groups but {len(PALETTE)} distinct colours: colours repeat; narrow the selection"]
 
 
 def _rgba(hex_colour: str, alpha: float) -> str:

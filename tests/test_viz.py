@@ -221,3 +221,13 @@ def test_figures_export_as_png_svg_and_pdf_with_every_label(tmp_path):
     for label in set(table["series"]) | set(table["lang"]):  # every row and column label is in the figure
         assert f">{label}<" in svg, label
     assert viz.export_figure(chart.fig, tmp_path / "heatmap.pdf", fmt="pdf").read_bytes()[:5] == b"%PDF-"
+
+
+def test_palette_never_repeats_within_a_capped_view_and_says_so_beyond():
+    assert len(set(viz.PALETTE)) == len(viz.PALETTE) >= viz.MAX_HEATMAP_ROWS
+    table = pd.DataFrame({"lang": ["en"] * 40, "series": [f"s{i}" for i in range(40)], "value": np.arange(40.0)})
+    few = viz.bars_with_ci(table.head(viz.MAX_HEATMAP_ROWS), x="lang", color="series")
+    colours = [trace.marker.color for trace in few.fig.data]
+    assert len(set(colours)) == len(colours) == viz.MAX_HEATMAP_ROWS and few.notes == []
+    many = viz.bars_with_ci(table, x="lang", color="series")
+    assert any("colours repeat" in note for note in many.notes)
