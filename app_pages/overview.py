@@ -7,6 +7,7 @@ import streamlit as st
 
 from csr_core import viz
 from csr_core.glossary import GLOSSARY, explain
+from csr_core.languages import display_order
 from csr_core.dashboard_state import Param, pick
 from csr_core.results import caption_lang
 from app_pages._ui import (empty_results_message, load_experiment_report, load_rows, load_runs, notes_of,
@@ -47,6 +48,12 @@ if experiment is not None:
             st.dataframe(board, key="ov_leaderboard", hide_index=True)
             st.download_button("CSV", board.to_csv(index=False), file_name="experiment2_leaderboard.csv",
                                mime="text/csv", key="ov_leaderboard_csv")
+        from csr_core.training.design_html import render_html
+
+        st.download_button("Whole report (one HTML file)", lambda: render_html(experiment),
+                           file_name=f"{experiment.run_set}_report.html", mime="text/html", key="ov_report_html",
+                           help="The README's text, the Δ chart of each tower and the leaderboard in one "
+                                "self-contained file (charts stay interactive offline)")
         st.caption(f"{experiment.n_runs} runs of run set `{experiment.run_set}`; each bar pools the seeds finished "
                    f"(design: {len(experiment.design_seeds)}). The declared tests, English cost (TOST) and every "
                    "table: `results/README.md`.")
@@ -98,7 +105,7 @@ else:
     valid_choice("ov_k", ks, pick(10, ks))
     k = h3.selectbox("K", ks, key="ov_k", help=explain("R@K"))
     table = viz.recall_table(part, k)
-    order = ["en"] + sorted(set(table["lang"]) - {"en"})
+    order = display_order(table["lang"])
     chart = viz.recall_bars(table, k=k, title=f"{dataset}: R@{k} ({direction}) per language, 95% CI")
     chart.fig.update_xaxes(categoryorder="array", categoryarray=order)
     show_chart(chart, "ov_headline", f"overview_{dataset}_{direction}_r{k}")

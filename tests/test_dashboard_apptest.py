@@ -787,6 +787,8 @@ def test_overview_states_the_answer_from_the_declared_tests(experiment_store, mo
     assert list(bars) == ["mlcs-de-fr-pt-zh-ar"]  # the headline arm present in these runs
     assert bars["mlcs-de-fr-pt-zh-ar"] == pytest.approx({x: f1[("mlcs-de-fr-pt-zh-ar", x)] for x in tower.langs})
     assert chart["layout"]["xaxis"]["categoryarray"][:4] == ["en", "de", "pt", "fr"]  # languages.display_order
+    (report_button,) = [b for b in at.get("download_button") if b.proto.label == "Whole report (one HTML file)"]
+    assert report_button.proto.deferred_file_id and not report_button.proto.url  # built on click, not on every rerun
 
 
 def test_finetune_page_pools_the_experiments_seeds_and_keeps_its_runs_out_of_single_run_views(experiment_store,

@@ -4,6 +4,7 @@ follows the tests, and only the run set's runs are read."""
 from __future__ import annotations
 
 import json
+import re
 
 from csr_core.training import design_render, design_report
 
@@ -138,3 +139,41 @@ def test_report_only_command_writes_the_page_and_its_facts(tmp_path):
     assert "Family F2 (the question)" in (tmp_path / "README.md").read_text(encoding="utf-8")
     facts = design_report.from_json(json.loads((tmp_path / "experiment-2" / "report.json").read_text()))
     assert [t.tower for t in facts.towers] == ["e5"]
+
+
+def test_the_whole_report_as_one_self_contained_html_file(tmp_path):
+    from html.parser import HTMLParser
+
+    from csr_core.training import design_html
+
+    report = design_report.build_report(_store(tmp_path), "experiment-2", towers=("e5",))
+    page = design_html.render_html(report)
+
+    class Tags(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.tags: list[str] = []
+
+        def handle_starttag(self, tag, attrs):
+            self.tags.append(tag)
+
+    parsed = Tags()
+    parsed.feed(page)
+    assert parsed.tags.count("table") >= 2  # the leaderboard and the README's tables
+    assert page.count("plotly.js v") == 1  # plotly.js inlined once: interactive offline, no CDN
+    assert page.count('class="plotly-graph-div"') == len(design_html.delta_charts(report)) == 1
+    assert not re.search(r"<script[^>]*\bsrc=", page)  # no external script: nothing is fetched
+    text = re.sub(r"<[^>]+>", "", page)
+    for line in design_render.answer_lines(report):  # the answer, as the README states it (markup aside)
+        for phrase in re.findall(r"[A-Za-z][\w ,()-]{12,}", line.replace("**", "").replace("`", "")):
+            assert phrase in text, phrase
+    assert design_report.leaderboard(report)["arm"].iloc[0] in page
+
+
+def test_html_escapes_markup_in_report_text(monkeypatch, tmp_path):
+    from csr_core.training import design_html
+
+    report = design_report.build_report(_store(tmp_path), "experiment-2", towers=("e5",))
+    monkeypatch.setattr(design_render, "render", lambda r: "# t\n\n<script>alert(1)</script> <b>x</b>\n")
+    page = design_html.render_html(report)
+    assert "<script>alert(1)</script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page

@@ -5,6 +5,7 @@ Examples:
   python -m csr_core experiment --design experiment-2 --towers e5 --seeds 0,1   # part of a grid (resumable)
   python -m csr_core experiment --towers minilm --seeds 0 --arms en,mlcs-de-fr-cs
   python -m csr_core experiment --report-only        # only regenerate the design's report from stored runs
+  python -m csr_core experiment --report-only --html report.html   # ... and the whole report as one HTML file
                                                      # (experiment-2: results/README.md + experiment-2/report.json;
                                                      #  experiment-1: results/experiment-1.md)
 
@@ -43,6 +44,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--report", action="store_true", help="write the design's report after the grid")
     parser.add_argument("--report-only", action="store_true", help="only write the design's report (results/README.md for experiment-2, results/experiment-1.md for "
                              "experiment-1)")
+    parser.add_argument("--html", metavar="FILE", default=None, help="with --report/--report-only: also write the "
+                        "whole report as one self-contained HTML file (charts interactive offline)")
     parser.add_argument("--no-skip-existing", action="store_true")
     add_threads_argument(parser)
 
@@ -69,4 +72,9 @@ def run(args: argparse.Namespace) -> int:
         report = design_report.build_report(ResultsStore(root), design.run_set, towers=args.towers)
         for path in design_render.write(report, root):
             print(f"wrote {path}")
+        if args.html:
+            from csr_core._io import atomic_write_text
+            from csr_core.training.design_html import render_html
+
+            print(f"wrote {atomic_write_text(args.html, render_html(report))}")
     return 0
