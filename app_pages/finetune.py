@@ -215,13 +215,23 @@ else:
     if st.button("Train arm", key="ft_train", disabled=busy or not new_arm.strip() or not ALL_ARMS):
         results = store()
         arm_name = new_arm.strip()
+        history: list[dict] = []  # appended by the training thread, drawn by the panel (list appends are atomic)
+        st.session_state["ft_history"] = history
+        progress_of: dict = {}  # the job's progress function, once the job runs
+
+        def on_step(record: dict) -> None:
+            history.append(record)
+            progress_of["fn"](f"train: step {record['step']}, loss {record['loss']:.3f}", int(record["step"]),
+                              max_steps)  # raises once Cancel was pressed: training stops at this step
 
         def work(progress, cancel):
             from csr_core.evaluate import EvalConfig, run_evaluation
             from csr_core.finetune import TrainConfig, finetune
 
+            progress_of["fn"] = progress
             config = TrainConfig(tower="minilm", arm=arm_name, seed=new_seed, max_steps=max_steps)
-            outcome = finetune(config, out_dir=None, log=lambda message: progress(f"train: {message[:80]}", 0, 0))
+            outcome = finetune(config, out_dir=None, log=lambda message: progress(f"train: {message[:80]}", 0, 0),
+                               on_step=on_step)
             evaluation = EvalConfig(model=outcome.encoder.name, dataset="flickr8k-multi30k", split="test",
                                     langs=("en", "de", "fr", "cs"), settings=("monolingual",), seed=new_seed,
                                     train_arm=arm_name, run_set="scratch")
@@ -235,11 +245,17 @@ else:
         if job is None:
             return
         snap = job.snapshot()
+        history = list(st.session_state.get("ft_history") or [])
         if snap.active:
             st.progress(snap.fraction, text=f"{snap.stage}: {snap.done}/{snap.total}" if snap.total else snap.stage)
             st.caption(f"Elapsed {format_duration(snap.elapsed_s)} · stage ETA {format_duration(snap.stage_eta_s)}")
             if st.button("Cancel training", key="ft_cancel"):
                 job.cancel()
+        if history:
+            curve = viz.training_curve(history, title=f"{snap.label}: loss and validation mean recall per step")
+            st.plotly_chart(curve.fig, key="ft_curve")
+            st.caption(" · ".join(curve.notes))
+        if snap.active:
             return
         if st.session_state.get("ft_job_seen") is not job:
             st.session_state["ft_job_seen"] = job

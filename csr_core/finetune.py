@@ -280,14 +280,16 @@ class FinetuneOutcome:
 
 
 def finetune(config: TrainConfig, out_dir: str | Path | None = None, *, data_root=None, data: TrainData | None = None,
-             log: LogFn | None = None, extra_manifest: dict[str, Any] | None = None) -> FinetuneOutcome:
-    """Prepare data, train, optionally save heads to `out_dir`; returns the trained encoder too."""
+             log: LogFn | None = None, extra_manifest: dict[str, Any] | None = None,
+             on_step: Callable[[dict], None] | None = None) -> FinetuneOutcome:
+    """Prepare data, train, optionally save heads to `out_dir`; returns the trained encoder too. `on_step`: each
+    step's record as it is made (see `training.trainer.train`)."""
     log = log or (lambda message: None)
     text_tower = None
     if config.train_top_layers:
         text_tower = _fresh_tower(config.tower)  # never mutate the shared, frozen tower
     data = data or prepare_data(config, data_root=data_root, text_tower=text_tower, log=log)
-    result = train(config, data, text_tower=text_tower, log=log)
+    result = train(config, data, text_tower=text_tower, log=log, on_step=on_step)
     result.info = dict(data.info) | {"image_ids": data.image_ids}
     encoder = make_encoder(result, text_tower=text_tower)
     path = None

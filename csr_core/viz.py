@@ -12,7 +12,7 @@ import os
 import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -319,6 +319,29 @@ def pair_scatter(table: pd.DataFrame, *, x: str = "distance", y: str = "score", 
     if unplaced:
         chart.notes.append(f"no URIEL {kind} distance for {', '.join(unplaced)} (left off the plot, kept in the table)")
     return chart
+
+
+# ---- training progress -----------------------------------------------------------------------------------------
+def training_curve(history: Sequence[Mapping[str, Any]], *, title: str = "Training") -> Chart:
+    """Loss per step (left axis) and validation mean recall at each eval step (right axis): a run's live progress."""
+    table = pd.DataFrame([{k: r.get(k) for k in ("step", "loss", "val_mean_recall")} for r in history])
+    if table.empty:
+        return _empty(title, table, "no steps yet")
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=table["step"], y=table["loss"], mode="lines", name="train loss",
+                             line=dict(color=PALETTE[0])))
+    val = table.dropna(subset=["val_mean_recall"])
+    fig.add_trace(go.Scatter(x=val["step"], y=val["val_mean_recall"], mode="lines+markers", yaxis="y2",
+                             name="val mean recall %", line=dict(color=PALETTE[1])))
+    fig.update_layout(title=title, xaxis_title="step", yaxis=dict(title="loss"),
+                      yaxis2=dict(title="val mean recall %", overlaying="y", side="right", rangemode="tozero"),
+                      margin=dict(l=10, r=10, t=50, b=10), height=320, legend=dict(orientation="h", y=-0.25))
+    notes = []
+    if len(val):
+        best = val.loc[val["val_mean_recall"].idxmax()]
+        notes.append(f"best val mean recall {best['val_mean_recall']:.2f} at step {int(best['step'])} "
+                     f"(early stopping keeps that step's heads)")
+    return Chart(fig, table, title, notes)
 
 
 # ---- code-switching robustness curve -----------------------------------------------------------------------------

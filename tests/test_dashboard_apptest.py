@@ -952,3 +952,31 @@ def test_run_page_warns_before_an_eval_on_a_training_split(shared_data):
     widget(at, "selectbox", "run_split").set_value("train")
     rerun(at)
     assert any("**train** split" in w.value and "not test numbers" in w.value for w in at.warning)
+
+
+def test_training_shows_its_loss_and_validation_live_and_lands_a_scratch_run(shared_data, tmp_path, monkeypatch):
+    """A real (tiny) training job from the Fine-tuning page: the panel draws each step as it comes and the
+    evaluated run lands in the scratch run set."""
+    import time
+
+    from csr_core.results import ResultsStore
+
+    monkeypatch.setenv("CSR_RESULTS_DIR", str(tmp_path / "results"))
+    at = app("app_pages/finetune.py")
+    widget(at, "text_input", "ft_new_arm").set_value("en")
+    widget(at, "number_input", "ft_new_steps").set_value(20)
+    rerun(at)
+    widget(at, "button", "ft_train").click()
+    rerun(at)
+    deadline = time.monotonic() + 600
+    while at.session_state["ft_job"].snapshot().active and time.monotonic() < deadline:
+        time.sleep(1)
+        rerun(at)
+    snap = at.session_state["ft_job"].snapshot()
+    assert snap.status == "done", snap.error
+    history = at.session_state["ft_history"]
+    assert [r["step"] for r in history] == list(range(1, 21))
+    curve = chart_titled(at, "loss and validation mean recall per step")
+    assert list(arr(curve["data"][0]["x"])) == list(range(1, 21))
+    (run,) = ResultsStore(tmp_path / "results").runs()
+    assert run["params"]["run_set"] == "scratch" and run["params"]["train_arm"] == "en"

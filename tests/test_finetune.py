@@ -271,3 +271,20 @@ def test_machine_translated_arm_reads_its_caption_set(shared_data):
     texts = set(data.pools.texts)
     assert any("\u4e00" <= ch <= "\u9fff" for t in texts for ch in t)  # Chinese (machine) captions in the pools
     assert data.info["arm"] == "ttmt-zh"
+
+
+def test_on_step_reports_every_step_live_and_a_raise_stops_training(small_data):
+    from csr_core.errors import CancelledError
+
+    seen: list[dict] = []
+    result = train(TrainConfig(arm="en", seed=3, **SMALL), small_data["en"], on_step=seen.append)
+    assert [r["step"] for r in seen] == list(range(1, SMALL["max_steps"] + 1))
+    assert [r["step"] for r in seen if "val_mean_recall" in r] == [20, 40]  # eval_every
+    assert [r["loss"] for r in seen] == pytest.approx(list(result.losses))
+
+    def cancel_at_7(record: dict) -> None:
+        if record["step"] == 7:
+            raise CancelledError("cancelled")
+
+    with pytest.raises(CancelledError):
+        train(TrainConfig(arm="en", seed=3, **SMALL), small_data["en"], on_step=cancel_at_7)

@@ -231,3 +231,15 @@ def test_palette_never_repeats_within_a_capped_view_and_says_so_beyond():
     assert len(set(colours)) == len(colours) == viz.MAX_HEATMAP_ROWS and few.notes == []
     many = viz.bars_with_ci(table, x="lang", color="series")
     assert any("colours repeat" in note for note in many.notes)
+
+
+def test_training_curve_draws_loss_and_validation_and_names_the_best_step():
+    history = [{"step": s, "loss": 3.0 - 0.1 * s} for s in range(1, 11)]
+    for record, val in ((history[4], 40.0), (history[9], 35.0)):
+        record["val_mean_recall"] = val
+    chart = viz.training_curve(history, title="t")
+    loss, val = chart.fig.data
+    assert list(loss.x) == list(range(1, 11)) and list(val.x) == [5, 10] and list(val.y) == [40.0, 35.0]
+    assert val.yaxis == "y2" and chart.notes == [
+        "best val mean recall 40.00 at step 5 (early stopping keeps that step's heads)"]
+    assert viz.training_curve([], title="t").notes == ["no steps yet"]

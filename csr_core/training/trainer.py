@@ -206,8 +206,11 @@ class _TowerText:
 
 
 def train(config: TrainConfig, data: TrainData, text_tower=None, log: LogFn | None = None,
-          trace: list | None = None) -> TrainResult:
+          trace: list | None = None, on_step: Callable[[dict], None] | None = None) -> TrainResult:
     """Train heads (and, with `config.train_top_layers`, the top layers of `text_tower`) on `data`.
+
+    `on_step`, when given, receives each step's record (step, loss, temperature; val_mean_recall on eval steps) as
+    it is made: live progress for the dashboard; an exception it raises (a cancel) stops training at that step.
 
     `trace`, when given, receives one `(photo_rows, uniforms, caption_rows)` tuple per step: what the step trained
     on (tests use it to prove arms share photos, batches and draws).
@@ -314,6 +317,8 @@ def train(config: TrainConfig, data: TrainData, text_tower=None, log: LogFn | No
                 log(f"step {step}: loss {record['loss']:.3f}, val mean recall {record['val_mean_recall']:.2f}, "
                     f"T {record['temperature']:.4f}")
             history.append(record)
+            if on_step is not None:
+                on_step(dict(record))
             if bad_evals >= config.patience and step >= config.min_steps:
                 break
     best_val, best_step, head_state, tower_state = best
