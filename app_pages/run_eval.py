@@ -149,6 +149,9 @@ if start and not busy and not problems:
     from csr_core.evaluate import EvalConfig, run_evaluation
 
     try:
+        from csr_core.encoders.registry import check_model_paths, parse_model_name
+
+        check_model_paths(parse_model_name(model))  # refused here, before a job starts (opt-in: CSR_MODEL_DIRS)
         config = EvalConfig(model=model, dataset=ds_name, split=split, langs=langs, settings=settings, ks=sorted(ks),
                             seed=seed, cs_modes=cs_modes or ("bl",), cs_ps=sorted(cs_ps) or (0.0,),
                             cs_langs=cs_langs or None, max_images=max_images or None, train_arm=arm.strip(),

@@ -159,7 +159,9 @@ def run_evaluation(
     loaded_here = encoder is None
     if encoder is None:
         from csr_core.encoders import memo
+        from csr_core.encoders.registry import check_model_paths, parse_model_name
 
+        check_model_paths(parse_model_name(config.model))  # a remembered model too: the memo skips load_encoder
         # a model built before is known by its remembered fingerprint: built again only if a vector is not cached
         encoder = memo.lazy_encoder(config.model, lambda: load_encoder(config.model)) or load_encoder(config.model)
     leakage = _guard_leakage(config, encoder, dataset)

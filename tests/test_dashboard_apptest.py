@@ -980,3 +980,40 @@ def test_training_shows_its_loss_and_validation_live_and_lands_a_scratch_run(sha
     assert list(arr(curve["data"][0]["x"])) == list(range(1, 21))
     (run,) = ResultsStore(tmp_path / "results").runs()
     assert run["params"]["run_set"] == "scratch" and run["params"]["train_arm"] == "en"
+
+
+def test_a_shared_server_confines_typed_model_paths_when_asked(shared_data, tmp_path, monkeypatch):
+    """Opt-in (CSR_MODEL_DIRS): a typed model outside the allowed folders is refused before any job starts, also by
+    the CLI's evaluation path; a symlink out of the folder does not get round it; inside, it runs."""
+    from csr_core.encoders.registry import check_model_paths, parse_model_name
+    from csr_core.errors import ModelError
+    from csr_core.results import ResultsStore
+
+    allowed = tmp_path / "allowed"
+    allowed.mkdir()
+    outside = _tiny_model(tmp_path, seed=7)  # open_clip-config:<tiny.json>@<tmp>/tiny-seed7.safetensors
+    inside_weights = allowed / "tiny.safetensors"
+    inside_weights.write_bytes(Path(outside.rsplit("@", 1)[1]).read_bytes())
+    (allowed / "escape.safetensors").symlink_to(outside.rsplit("@", 1)[1])
+    config_path = outside.split(":", 1)[1].rsplit("@", 1)[0]
+    monkeypatch.setenv("CSR_MODEL_DIRS", f"{allowed}{os.pathsep}{Path(config_path).parent}")
+    check_model_paths(parse_model_name(f"open_clip-config:{config_path}@{inside_weights}"))  # allowed: no error
+    for name in (outside, f"open_clip-config:{config_path}@{allowed / 'escape.safetensors'}"):
+        with pytest.raises(ModelError, match="outside the folders this server allows"):
+            check_model_paths(parse_model_name(name))
+    at = app("app_pages/run_eval.py")
+    widget(at, "text_input", "run_model_custom").set_value(outside)
+    widget(at, "multiselect", "run_langs").set_value(["en"])
+    widget(at, "multiselect", "run_settings").set_value(["monolingual"])
+    rerun(at)
+    widget(at, "button", "run_start").click()
+    rerun(at)
+    assert any("outside the folders this server allows" in e.value for e in at.error)
+    assert "run_job" not in at.session_state  # no job was started
+    from csr_core.evaluate import EvalConfig, run_evaluation
+
+    with pytest.raises(ModelError, match="outside the folders"):  # the CLI's path (eval) refuses it too
+        run_evaluation(EvalConfig(model=outside, dataset="flickr8k-multi30k", split="test", langs=("en",),
+                                  settings=("monolingual",), max_images=N_PHOTOS), store=ResultsStore(tmp_path / "r"))
+    monkeypatch.delenv("CSR_MODEL_DIRS")
+    check_model_paths(parse_model_name(outside))  # unset: not confined

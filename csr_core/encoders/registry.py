@@ -15,8 +15,12 @@ from csr_core.encoders.base import Encoder
 from csr_core.encoders.hub import hub_cache_dir, offline_reason
 from csr_core.errors import ModelError
 
-__all__ = ["BackendInfo", "ModelSpec", "available_backends", "backend_of", "hub_cache_dir", "list_offline_models",
-           "load_encoder", "offline_reason", "parse_model_name"]
+__all__ = ["BackendInfo", "ModelSpec", "MODEL_DIRS_ENV", "available_backends", "backend_of", "check_model_paths",
+           "hub_cache_dir", "list_offline_models", "load_encoder", "offline_reason", "parse_model_name"]
+
+#: Opt-in confinement for a shared server: when set (folders separated by os.pathsep), a model name may only point at
+#: files inside these folders (symlinks resolved). Unset: any path the process can read, as on one's own machine.
+MODEL_DIRS_ENV = "CSR_MODEL_DIRS"
 
 
 def backend_of(raw: str) -> Backend:
@@ -38,6 +42,24 @@ def parse_model_name(name: str) -> ModelSpec:
         raise ModelError(f"empty model name {name!r}; try one of: csr-mini, open_clip:ViT-B-32/openai, hf:/folder")
     raw = name.strip()
     return backend_of(raw).parse(raw)
+
+
+def check_model_paths(spec: ModelSpec) -> None:
+    """ModelError when ``$CSR_MODEL_DIRS`` is set and a local file or folder of the name lies outside it."""
+    import os
+    from pathlib import Path
+
+    allowed_env = os.environ.get(MODEL_DIRS_ENV, "").strip()
+    if not allowed_env:
+        return
+    allowed = [Path(p).expanduser().resolve() for p in allowed_env.split(os.pathsep) if p.strip()]
+    for given in (spec.path, spec.checkpoint):
+        if not given:
+            continue
+        real = Path(given).expanduser().resolve()
+        if not any(real == root or root in real.parents for root in allowed):
+            raise ModelError(f"model {spec.raw!r}: {given} is outside the folders this server allows "
+                             f"({MODEL_DIRS_ENV}={allowed_env}); put the model there or ask the admin")
 
 
 def list_offline_models() -> list[str]:
@@ -78,6 +100,7 @@ def load_encoder(name: str, device: str | None = None, **opts) -> Encoder:
     image_workers, max_pixels, cache_dir). Every failure is a ModelError saying what to do.
     """
     spec = parse_model_name(name)
+    check_model_paths(spec)
     backend = BACKENDS[spec.backend]
     opts = backend.check_options(spec, opts)
     missing = backend.missing(spec, opts)  # also validates e.g. an open_clip tag
