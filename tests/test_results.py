@@ -523,9 +523,11 @@ def test_loading_while_a_reference_is_reimported_sees_old_or_new_never_an_error(
     assert len(store.load()) == len(sample_rows()) + 3
 
 
-def test_query_columns_are_parsed_once_and_old_runs_get_them_on_load():
-    """Structured query columns: written by evaluation, derived for runs stored before they existed (the shipped
-    results/ runs are such runs: read through the compatibility reader, never migrated in place)."""
+def test_query_columns_are_parsed_once_and_old_runs_get_them_on_load(tmp_path):
+    """Structured query columns: written by evaluation, derived for runs stored before they existed (schema-1 runs,
+    such as experiment 1's first grid: read through the compatibility reader, never migrated in place)."""
+    import json
+    import shutil
     from pathlib import Path
 
     from csr_core.results import QUERY_COLUMNS, parse_query_id
@@ -534,10 +536,18 @@ def test_query_columns_are_parsed_once_and_old_runs_get_them_on_load():
     assert parse_query_id("1000.jpg", "i2t", "img", "fr") == ("1000.jpg", "fr", -1)
     assert parse_query_id("cs:1000.jpg#0", "t2i", "all", "img") == ("1000.jpg", "cs", 0)
     assert parse_query_id("1000.jpg#0", "t2t", "en", "de") == ("1000.jpg", "en", 0)
-    shipped = ResultsStore(Path(__file__).resolve().parent.parent / "results")
-    run_id = shipped.runs()[0]["run_id"]
-    raw = pd.read_parquet(shipped.runs_dir / run_id / "ranks.parquet")
-    assert not set(QUERY_COLUMNS) & set(raw.columns)  # stored without them
+    real = ResultsStore(Path(__file__).resolve().parent.parent / "results")
+    run_id = real.runs()[0]["run_id"]
+    shipped = ResultsStore(tmp_path / "old")  # that run as a schema-1 writer stored it: no query columns
+    folder = shipped.runs_dir / run_id
+    shutil.copytree(real.runs_dir / run_id, folder)
+    raw = pd.read_parquet(folder / "ranks.parquet").drop(columns=list(QUERY_COLUMNS))
+    raw.to_parquet(folder / "ranks.parquet", index=False)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    del manifest["checksums"]
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    assert shipped.seal() == 1
+    assert not set(QUERY_COLUMNS) & set(pd.read_parquet(folder / "ranks.parquet").columns)  # stored without them
     ranks = shipped.load_ranks(run_id)
     assert tuple(ranks.columns) == RANK_COLUMNS and len(ranks) == len(raw)
     for row in ranks.sample(50, random_state=0).itertuples():

@@ -195,9 +195,10 @@ _EXPERIMENT_1_BANNER = (
     "variance outside every CI; \"English stays level\" read from non-significance). This page now states only what the "
     "tests below support. What the design itself cannot fix: all seeds share one code-switched text; Czech is the only "
     "non-Romance/Germanic language (Slavic, \"between\", not distant); BL-CS trains 5/5 captions in X against "
-    "translate-train's 1/8 (unequal exposure); the runs were made from a dirty tree at commits older than the "
-    "fine-tuning code. Its XTD10 text rows, top-2-layer runs and k = 2 ablation stay in `results/runs/` "
-    "(Heatmaps and Fine-tuning pages) and are not re-reported here.")
+    "translate-train's 1/8 (unequal exposure). The grid was rerun from a clean commit on 2026-12-04 (its first runs "
+    "came from a dirty tree: the grid rewrote the shipped heads it was evaluating); the rerun reproduced each model's "
+    "best step. Its XTD10 text rows and k = 2 ablation stay in `results/runs/` (Heatmaps and Fine-tuning pages) and "
+    "are not re-reported here; the top-2-layer arms are experiment-2-towers' ([README](experiment-2-towers/README.md)).")
 
 
 @dataclass(frozen=True)
