@@ -189,8 +189,14 @@ class Dashboard:
             });
             window.__csrObserver.observe(app, {attributes: true, attributeFilter: ['data-test-script-state']});
         }""")
+        from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
         action()
-        page.wait_for_function("() => window.__csrRuns > 0", timeout=timeout)
+        try:
+            page.wait_for_function("() => window.__csrRuns > 0", timeout=min(timeout, 30_000))
+        except PlaywrightTimeout:  # the input was redrawn under the keystrokes (a rerun raced them): once more
+            action()
+            page.wait_for_function("() => window.__csrRuns > 0", timeout=timeout)
         page.wait_for_selector(READY, timeout=timeout)
 
     def charts_drawn(self, page, timeout: float = 60_000) -> int:

@@ -133,6 +133,11 @@ def test_widget_state_survives_switching_pages_in_the_sidebar(dashboard, app_pag
 def test_small_eval_from_the_run_page_appears_in_the_heatmaps(dashboard, app_page):
     model = dashboard.tiny_model(seed=7)
     dashboard.open(app_page, "run")
+    # The model catalogue is listed by a background worker whose end reruns the page: typing while that rerun
+    # redraws the inputs can lose the keystrokes (no script run follows). Wait for it first, as the AppTest does.
+    app_page.get_by_text("Checking which models can run here", exact=False).wait_for(state="detached",
+                                                                                     timeout=180_000)
+    dashboard.wait_ready(app_page)
     for label, value in (("…or a model name", model), ("Images (0 = all)", "12"), ("Bootstrap resamples", "100"),
                          ("Training arm label (blank for zero-shot)", "browser-arm")):
         box = app_page.get_by_label(label, exact=True)
