@@ -217,18 +217,16 @@ else:
         arm_name = new_arm.strip()
         history: list[dict] = []  # appended by the training thread, drawn by the panel (list appends are atomic)
         st.session_state["ft_history"] = history
-        progress_of: dict = {}  # the job's progress function, once the job runs
-
-        def on_step(record: dict) -> None:
-            history.append(record)
-            progress_of["fn"](f"train: step {record['step']}, loss {record['loss']:.3f}", int(record["step"]),
-                              max_steps)  # raises once Cancel was pressed: training stops at this step
 
         def work(progress, cancel):
             from csr_core.evaluate import EvalConfig, run_evaluation
             from csr_core.finetune import TrainConfig, finetune
 
-            progress_of["fn"] = progress
+            def on_step(record: dict) -> None:
+                history.append(record)
+                progress(f"train: step {record['step']}, loss {record['loss']:.3f}", int(record["step"]),
+                         max_steps)  # raises once Cancel was pressed: training stops at this step
+
             config = TrainConfig(tower="minilm", arm=arm_name, seed=new_seed, max_steps=max_steps)
             outcome = finetune(config, out_dir=None, log=lambda message: progress(f"train: {message[:80]}", 0, 0),
                                on_step=on_step)

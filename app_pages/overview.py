@@ -25,7 +25,7 @@ st.write("Do CLIP-like image-text encoders retrieve better across languages afte
 # ---- the answer ------------------------------------------------------------------------------------------------
 experiment = load_experiment_report()
 if experiment is not None:
-    from csr_core.training import design_render, design_report
+    from csr_core.training import design_html, design_render, design_report
 
     st.subheader("The answer so far (experiment 2: close vs distant languages)")
     st.markdown("\n".join(design_render.answer_lines(experiment)))
@@ -38,19 +38,13 @@ if experiment is not None:
         tested = list(dict.fromkeys(t.arm for t in tower.f1))
         default = [a for a in design_report.HEADLINE_ARMS if a in tested] or tested[:3]
         arms = t2.multiselect("Arms", tested, default=default, key="ov_arms")
-        frame = design_report.delta_frame(tower, arms or None)
-        chart = viz.arm_delta_bars(frame, title=f"Δ vs EN-only, text→image R@{design_report.PRIMARY_K}: "
-                                   "English, close → distant (seeds pooled, Holm over the declared family)",
-                                   x_order=design_report.lang_order(tower.langs))
-        show_chart(chart, "ov_answer", f"experiment2_{tower.tower}_delta")
+        show_chart(design_html.delta_chart(tower, arms), "ov_answer", f"experiment2_{tower.tower}_delta")
         board = design_report.leaderboard(experiment)
         with st.expander("Leaderboard: every tower × arm (mean over seeds; sortable; CSV)", expanded=False):
             st.dataframe(board, key="ov_leaderboard", hide_index=True)
             st.download_button("CSV", board.to_csv(index=False), file_name="experiment2_leaderboard.csv",
                                mime="text/csv", key="ov_leaderboard_csv")
-        from csr_core.training.design_html import render_html
-
-        st.download_button("Whole report (one HTML file)", lambda: render_html(experiment),
+        st.download_button("Whole report (one HTML file)", lambda: design_html.render_html(experiment),
                            file_name=f"{experiment.run_set}_report.html", mime="text/html", key="ov_report_html",
                            help="The README's text, the Δ chart of each tower and the leaderboard in one "
                                 "self-contained file (charts stay interactive offline)")

@@ -21,7 +21,7 @@ from csr_core.results import ResultsStore, caption_lang
 
 REPRODUCE = "bash results/distant_languages.sh"
 SUMMARY = "python -m csr_core gaps --summary results/distant-languages.md"
-LANG_ORDER = tuple(display_order(("en", "de", "fr", "pt", "cs", "zh", "ar", "en-x-f8k", "zh-x-f8k")))
+LANGS = ("en", "de", "fr", "pt", "cs", "zh", "ar", "en-x-f8k", "zh-x-f8k")  # shown in display_order
 PAIR_ARMS = ("en", "mlcs-de-fr-cs", "translate-train")
 
 
@@ -71,13 +71,14 @@ def _recall_table(rows: pd.DataFrame, runs: list[dict], direction: str, k: int) 
     part = rows[(rows["setting"] == "monolingual") & (rows["direction"] == direction) & (rows["metric"] == "recall")
                 & (rows["k"] == k) & (rows["cs_mode"] == "")]
     part = part.assign(lang=caption_lang(part).to_numpy())
+    langs = display_order(LANGS)
     body = []
     for manifest in runs:
         cells = part[part["run_id"] == manifest["run_id"]].set_index("lang")
         body.append([str(manifest["params"]["model"])] + [
             _cell(float(cells.loc[lang, "value"]), float(cells.loc[lang, "ci_low"]), float(cells.loc[lang, "ci_high"]))
-            if lang in cells.index else "—" for lang in LANG_ORDER])
-    return _table(["model"] + list(LANG_ORDER), body)
+            if lang in cells.index else "—" for lang in langs])
+    return _table(["model"] + langs, body)
 
 
 def _cs_table(rows: pd.DataFrame, runs: list[dict], k: int) -> list[str]:
@@ -107,7 +108,7 @@ def _delta_table(store: ResultsStore, runs: list[dict], k: int) -> list[str]:
     from csr_core.model_names import CsrMiniName
 
     by_name = {m["params"]["model"]: m for m in runs}
-    langs = [lang for lang in LANG_ORDER if lang != "zh-x-f8k"]  # 22 photos: too few to compare arms on
+    langs = [lang for lang in display_order(LANGS) if lang != "zh-x-f8k"]  # 22 photos: too few to compare arms on
     body = []
     for model, manifest in by_name.items():
         name = CsrMiniName.try_parse(str(model))

@@ -372,4 +372,3 @@ def _family(canon: str) -> str | None:
         if iso in tops:
             return tops[iso]
     return None
-

@@ -8,9 +8,10 @@ model name can never inject markup); plotly.js is inlined once, so every chart s
 from __future__ import annotations
 
 import html
+from collections.abc import Sequence
 
 from csr_core.training import design_render, design_report
-from csr_core.training.design_report import DesignReport
+from csr_core.training.design_report import DesignReport, TowerReport
 
 _STYLE = """body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;
 line-height:1.45;color:#222}table{border-collapse:collapse;font-size:.85em;margin:1em 0}th,td{border:1px solid #ccc;
@@ -24,15 +25,21 @@ def _markdown(text: str) -> str:
     return MarkdownIt("commonmark", {"html": False}).enable("table").render(text)
 
 
-def delta_charts(report: DesignReport) -> list:
-    """The Overview's answer chart, one per tower that has declared tests (Δ vs EN-only, seeds pooled)."""
+def delta_chart(tower: TowerReport, arms: Sequence[str] | None = None):
+    """The answer as a chart: Δ vs EN-only per language, close → distant, for `arms` (None: the headline arms).
+    The Overview shows it and the HTML report embeds it."""
     from csr_core import viz
 
-    return [viz.arm_delta_bars(design_report.delta_frame(t),
-                               title=f"{design_render.TOWER_LABEL.get(t.tower, t.tower)}: Δ vs EN-only, text→image "
-                                     f"R@{design_report.PRIMARY_K}, English, close → distant (seeds pooled, Holm)",
-                               x_order=design_report.lang_order(t.langs))
-            for t in report.towers if t.f1]
+    return viz.arm_delta_bars(design_report.delta_frame(tower, arms or None),
+                              title=f"{design_render.TOWER_LABEL.get(tower.tower, tower.tower)}: Δ vs EN-only, "
+                                    f"text→image R@{design_report.PRIMARY_K}: English, close → distant (seeds "
+                                    "pooled, Holm over the declared family)",
+                              x_order=design_report.lang_order(tower.langs))
+
+
+def delta_charts(report: DesignReport) -> list:
+    """`delta_chart` of every tower that has declared tests."""
+    return [delta_chart(t) for t in report.towers if t.f1]
 
 
 def render_html(report: DesignReport) -> str:
